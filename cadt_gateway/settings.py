@@ -73,7 +73,9 @@ class Settings(ServiceSettings, BaseSettings):
     datalayer_url: str | None = Field(
         None, description="DataLayer RPC URL. Unset: the built-in simulator."
     )
-    wallet_url: str | None = Field(None, description="Wallet RPC URL. Unset: the built-in simulator.")
+    wallet_url: str | None = Field(
+        None, description="Wallet RPC URL. Unset: the built-in simulator."
+    )
     chia_root: Path = Field(
         Path("~/.chia/mainnet"), description="CHIA_ROOT holding config/ssl client certificates."
     )
@@ -100,7 +102,9 @@ class Settings(ServiceSettings, BaseSettings):
         2.0, gt=0, description="Block time of the built-in simulator."
     )
     simulator_seed: SimulatorSeed = Field(SimulatorSeed.DEMO, description="demo or none.")
-    simulator_keys: int = Field(3, ge=1, le=16, description="Simulated keys (wallets) on one chain.")
+    simulator_keys: int = Field(
+        3, ge=1, le=16, description="Simulated keys (wallets) on one chain."
+    )
 
     job_timeout_seconds: float = Field(3600, gt=0, description="Longest an arq job may run.")
     job_max_tries: int = Field(5, ge=1, description="arq attempts per job.")

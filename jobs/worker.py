@@ -1,0 +1,83 @@
+"""arq worker configuration: the job functions, the periodic schedule, timeouts, health check.
+
+Jobs get the process's `Services` from `ctx["services"]`; the composition root supplies the
+factory that builds them (cadt_gateway/worker.py), so this package imports only services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq.worker import Function, func
+
+from jobs import system
+from jobs.queue import ArqQueue
+from jobs.scheduler import Periodic, run_scheduler
+from services.config import ServiceSettings
+from services.container import Services
+from services.redis_keys import QUEUE_NAME, WORKER_HEALTH_KEY
+
+logger = logging.getLogger(__name__)
+
+ServicesFactory = Callable[[], Awaitable[Services]]
+ServicesCloser = Callable[[Services], Awaitable[None]]
+
+
+def functions() -> list[Function]:
+    """Every job function a worker can run."""
+    return [func(system.ping, name="ping", keep_result=60)]
+
+
+def periodic_tasks() -> list[Periodic]:
+    """Every periodic job with its interval setting."""
+    return []
+
+
+def worker_options(
+    *,
+    settings: ServiceSettings,
+    job_timeout: float,
+    max_tries: int,
+    build_services: ServicesFactory,
+    close_services: ServicesCloser | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for arq's Worker (or a WorkerSettings class)."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        services = await build_services()
+        ctx["services"] = services
+        queue = ArqQueue(ctx["redis"])
+        ctx["scheduler"] = asyncio.create_task(
+            run_scheduler(
+                redis=services.redis, queue=queue, tasks=periodic_tasks(), settings=settings
+            ),
+            name="cadt-scheduler",
+        )
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        scheduler: asyncio.Task[None] | None = ctx.pop("scheduler", None)
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
+        services: Services | None = ctx.pop("services", None)
+        if services is not None and close_services is not None:
+            await close_services(services)
+
+    return {
+        "functions": functions(),
+        "queue_name": QUEUE_NAME,
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "job_timeout": job_timeout,
+        "max_tries": max_tries,
+        "keep_result": 60,
+        "health_check_interval": settings.worker_heartbeat_interval,
+        "health_check_key": WORKER_HEALTH_KEY,
+        "poll_delay": 0.1,
+        "max_jobs": 20,
+    }

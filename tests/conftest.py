@@ -1,0 +1,122 @@
+"""Shared fixtures: settings, databases (SQLite always, PostgreSQL when configured), Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from cadt_gateway.settings import Settings
+from services.db.engine import Database
+from services.db.migrate import upgrade_to_head
+from services.db.models import ALL_TABLES
+
+TEST_REDIS_URL = os.environ.get("CADT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_DATABASE_URL = os.environ.get("CADT_TEST_DATABASE_URL")
+
+DATABASES = ["sqlite"] + (["postgres"] if TEST_DATABASE_URL else [])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real-Chia tests run only under `make test-chia` (tools/chia-sim/run-tests)."""
+    if os.environ.get("CADT_CHIA_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="real Chia stack: run `make test-chia`")
+    for item in items:
+        if "chia" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file copied for every test (migrating each time is slower)."""
+    path = tmp_path_factory.mktemp("db-template") / "template.sqlite3"
+    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str | None:
+    """The PostgreSQL test database, migrated once per session."""
+    if not TEST_DATABASE_URL:
+        return None
+    upgrade_to_head(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_migrated: str | None,
+) -> Iterator[str]:
+    """A migrated, empty database: SQLite, and PostgreSQL when CADT_TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        path = tmp_path / "cadt.sqlite3"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    assert postgres_migrated is not None
+    _truncate_postgres(postgres_migrated)
+    yield postgres_migrated
+
+
+def _truncate_postgres(url: str) -> None:
+    import asyncio
+
+    async def truncate() -> None:
+        database = Database(url)
+        try:
+            names = ", ".join(f'"{table.__tablename__}"' for table in ALL_TABLES)
+            async with database.engine.begin() as connection:
+                await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+        finally:
+            await database.dispose()
+
+    asyncio.run(truncate())
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A Database on the test database."""
+    db = Database(database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    """The real test Redis, emptied before the test."""
+    client = aioredis.Redis.from_url(TEST_REDIS_URL)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    """Build Settings for a test without reading the environment or a .env file."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "_env_file": None}
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+def database_name(url: str) -> str:
+    """Backend name of a URL, for test ids and messages."""
+    return make_url(url).get_backend_name()
