@@ -1,0 +1,117 @@
+"""Async clients of the Chia DataLayer and Wallet RPC: typed models, typed errors, mutual TLS.
+
+Public surface (import from here):
+- `build_chia_clients(...) -> ChiaClients` and the clients `DataLayerClient`, `WalletClient`;
+- the error tree rooted at `ChiaRpcError`, `ChiaCertificateError`, and the recognisers of Chia's
+  error messages (`is_transient_wallet_error`, `is_pending_root_error`, `classify_error`, ...);
+- hex helpers (`normalize_store_id`, `text_to_hex`, `ZERO_HASH`, ...) from `hexutil`;
+- the response models from `services.chia.models`.
+"""
+
+from services.chia.datalayer import DataLayerClient
+from services.chia.errors import (
+    COIN_SHORTAGE_ERRORS,
+    TRANSIENT_WALLET_ERRORS,
+    ChiaBadResponse,
+    ChiaBusinessError,
+    ChiaCertificateError,
+    ChiaConnectionLost,
+    ChiaErrorKind,
+    ChiaHTTPError,
+    ChiaRpcError,
+    ChiaTimeout,
+    ChiaTLSError,
+    ChiaTransportError,
+    ChiaUnavailable,
+    Service,
+    classify_error,
+    error_text,
+    has_error_kind,
+    is_coin_shortage_error,
+    is_failed_to_get_root_error,
+    is_invalid_launcher_error,
+    is_key_already_present_error,
+    is_key_not_found_error,
+    is_latest_root_confirmed_error,
+    is_no_change_error,
+    is_no_generations_error,
+    is_no_subscription_error,
+    is_not_owned_error,
+    is_pending_root_error,
+    is_root_not_downloaded_error,
+    is_store_not_in_local_db_error,
+    is_transient_wallet_error,
+    is_unable_to_diff_error,
+    is_wallet_unreachable_error,
+    parse_error_text,
+)
+from services.chia.factory import ChiaClients, build_chia_clients
+from services.chia.hexutil import (
+    ZERO_HASH,
+    InvalidHex,
+    InvalidStoreId,
+    hex_to_text,
+    is_store_id,
+    normalize_hash,
+    normalize_hex,
+    normalize_store_id,
+    strip_0x,
+    text_to_hex,
+)
+from services.chia.models.datalayer import Change
+from services.chia.tls import build_client_ssl_context, client_cert_paths
+from services.chia.wallet import WalletClient
+
+__all__ = [
+    "COIN_SHORTAGE_ERRORS",
+    "TRANSIENT_WALLET_ERRORS",
+    "ZERO_HASH",
+    "Change",
+    "ChiaBadResponse",
+    "ChiaBusinessError",
+    "ChiaCertificateError",
+    "ChiaClients",
+    "ChiaConnectionLost",
+    "ChiaErrorKind",
+    "ChiaHTTPError",
+    "ChiaRpcError",
+    "ChiaTLSError",
+    "ChiaTimeout",
+    "ChiaTransportError",
+    "ChiaUnavailable",
+    "DataLayerClient",
+    "InvalidHex",
+    "InvalidStoreId",
+    "Service",
+    "WalletClient",
+    "build_chia_clients",
+    "build_client_ssl_context",
+    "classify_error",
+    "client_cert_paths",
+    "error_text",
+    "has_error_kind",
+    "hex_to_text",
+    "is_coin_shortage_error",
+    "is_failed_to_get_root_error",
+    "is_invalid_launcher_error",
+    "is_key_already_present_error",
+    "is_key_not_found_error",
+    "is_latest_root_confirmed_error",
+    "is_no_change_error",
+    "is_no_generations_error",
+    "is_no_subscription_error",
+    "is_not_owned_error",
+    "is_pending_root_error",
+    "is_root_not_downloaded_error",
+    "is_store_id",
+    "is_store_not_in_local_db_error",
+    "is_transient_wallet_error",
+    "is_unable_to_diff_error",
+    "is_wallet_unreachable_error",
+    "normalize_hash",
+    "normalize_hex",
+    "normalize_store_id",
+    "parse_error_text",
+    "strip_0x",
+    "text_to_hex",
+]
