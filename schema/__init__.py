@@ -18,7 +18,7 @@ def build_schema(
     """The schema with the given extensions (the app adds caches and limits)."""
     return strawberry.Schema(
         query=Query,
-        extensions=list(extensions),
+        extensions=list(extensions),  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 

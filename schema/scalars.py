@@ -49,7 +49,7 @@ def _parse_mojos(value: Any) -> int:
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     datetime: strawberry.scalar(
         name="DateTime",
-        description="ISO-8601 date and time in UTC with milliseconds, e.g. 2026-03-17T15:44:00.000Z",
+        description="ISO-8601 in UTC with milliseconds, e.g. 2026-03-17T15:44:00.000Z",
         serialize=format_datetime,
         parse_value=_parse_datetime,
     ),

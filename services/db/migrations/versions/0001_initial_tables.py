@@ -8,7 +8,6 @@ Create Date: 2026-11-28 23:22:53.261877
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import services.db.models
@@ -24,13 +23,13 @@ def upgrade() -> None:
     op.create_table(
         "audit",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("org_uid", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("registry_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("org_uid", sa.String(length=80), nullable=False),
+        sa.Column("registry_id", sa.String(length=80), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("root_hash", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("table", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
+        sa.Column("root_hash", sa.String(length=80), nullable=False),
+        sa.Column("type", sa.String(length=20), nullable=False),
+        sa.Column("table", sa.String(length=120), nullable=True),
         sa.Column("change", sa.Text(), nullable=True),
         sa.Column("author", sa.Text(), nullable=True),
         sa.Column("comment", sa.Text(), nullable=True),
@@ -46,7 +45,7 @@ def upgrade() -> None:
 
     op.create_table(
         "governance",
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("key", sa.String(length=40), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("confirmed", sa.Boolean(), nullable=False),
         sa.Column("updated_at", services.db.models.UTCDateTime(timezone=True), nullable=False),
@@ -54,7 +53,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "meta",
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("key", sa.String(length=120), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("lock_fence", sa.BigInteger(), nullable=True),
         sa.Column("updated_at", services.db.models.UTCDateTime(timezone=True), nullable=False),
@@ -62,8 +61,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "mirrors",
-        sa.Column("coin_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("store_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("coin_id", sa.String(length=80), nullable=False),
+        sa.Column("store_id", sa.String(length=80), nullable=False),
         sa.Column("urls_json", sa.Text(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("ours", sa.Boolean(), nullable=False),
@@ -77,24 +76,24 @@ def upgrade() -> None:
     op.create_table(
         "organizations",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("org_uid", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("data_model_version", sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
+        sa.Column("org_uid", sa.String(length=80), nullable=False),
+        sa.Column("data_model_version", sa.String(length=4), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("icon", sa.Text(), nullable=True),
-        sa.Column("org_hash", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
-        sa.Column("registry_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
-        sa.Column("registry_hash", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+        sa.Column("org_hash", sa.String(length=80), nullable=True),
+        sa.Column("registry_id", sa.String(length=80), nullable=True),
+        sa.Column("registry_hash", sa.String(length=80), nullable=True),
         sa.Column(
             "data_model_version_store_id",
-            sqlmodel.sql.sqltypes.AutoString(length=80),
+            sa.String(length=80),
             nullable=True,
         ),
         sa.Column(
             "data_model_version_store_hash",
-            sqlmodel.sql.sqltypes.AutoString(length=80),
+            sa.String(length=80),
             nullable=True,
         ),
-        sa.Column("file_store_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+        sa.Column("file_store_id", sa.String(length=80), nullable=True),
         sa.Column("subscribed", sa.Boolean(), nullable=False),
         sa.Column("is_home", sa.Boolean(), nullable=False),
         sa.Column("metadata_json", sa.Text(), nullable=False),
@@ -118,17 +117,17 @@ def upgrade() -> None:
 
     op.create_table(
         "registry_records",
-        sa.Column("org_uid", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("table", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
+        sa.Column("org_uid", sa.String(length=80), nullable=False),
+        sa.Column("table", sa.String(length=120), nullable=False),
+        sa.Column("key", sa.String(length=400), nullable=False),
         sa.Column("record", sa.Text(), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("org_uid", "table", "key"),
     )
     op.create_table(
         "sync_state",
-        sa.Column("org_uid", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("registry_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+        sa.Column("org_uid", sa.String(length=80), nullable=False),
+        sa.Column("registry_id", sa.String(length=80), nullable=True),
         sa.Column("root_history_length", sa.Integer(), nullable=True),
         sa.Column("datalayer_generation", sa.Integer(), nullable=True),
         sa.Column("datalayer_target_generation", sa.Integer(), nullable=True),
