@@ -33,11 +33,12 @@ from services.chia.errors import (
 )
 from services.chia.models.base import ChiaModel, ChiaRequest
 from services.chia.retry import transport_retrying
-from services.chia.tls import build_client_ssl_context, insecure_client_context
+from services.chia.tls import build_client_ssl_context, client_cert_paths, insecure_client_context
 
 logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=ChiaModel)
+ErrorT = TypeVar("ErrorT", bound=BaseException)
 
 #: Bodies kept on errors are cut: a Chia traceback or an HTML error page can be large.
 MAX_ERROR_BODY_CHARS = 2000
@@ -64,6 +65,12 @@ class ChiaRpcClient:
         self._retry_max_wait = retry_max_wait
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._tls = self.url.lower().startswith("https://")
+        self._client_cert = (
+            client_cert_paths(ssl_folder, self.service)[0]
+            if self._tls and ssl_folder is not None
+            else None
+        )
         self._http = httpx.AsyncClient(
             base_url=self.url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -76,7 +83,7 @@ class ChiaRpcClient:
         )
 
     def _tls_context(self, ssl_folder: Path | str | None) -> ssl.SSLContext | bool:
-        if not self.url.lower().startswith("https://"):
+        if not self._tls:
             return False  # plain http (tests, the in-process simulator): no TLS at all
         if ssl_folder is None:
             return insecure_client_context()
@@ -120,8 +127,10 @@ class ChiaRpcClient:
                 body = await self._post(
                     method, payload, unsuccessful_without_error_ok=unsuccessful_without_error_ok
                 )
+        # The envelope flag is checked already; it is not part of any model.
+        fields = {key: value for key, value in body.items() if key != "success"}
         try:
-            return response_model.model_validate(body)
+            return response_model.model_validate(fields)
         except ValidationError as error:
             raise ChiaBadResponse(
                 f"unexpected response shape: {error}",
@@ -211,44 +220,79 @@ class ChiaRpcClient:
         )
 
     def _transport_error(self, method: str, error: httpx.TransportError) -> ChiaTransportError:
-        tls_failure = _ssl_error_in_chain(error)
-        if tls_failure is not None:
-            # With TLS 1.3 a refused client certificate surfaces on the first read, after the
-            # request was written; the server still never processed it.
+        tls_refusal = self._tls_refusal(error)
+        if tls_refusal is not None:
             return ChiaTLSError(
-                f"TLS handshake with {self.url} failed ({tls_failure}); check the client "
-                "certificate and key in the certificate folder",
+                f"TLS handshake with {self.url} failed: {tls_refusal}",
                 service=self.service,
                 method=method,
                 url=self.url,
+                # The server refused the handshake, so it never processed the request, even
+                # if (TLS 1.3) its bytes were already written.
                 request_sent=False,
             )
         if isinstance(error, httpx.ConnectError | httpx.UnsupportedProtocol):
             return ChiaUnavailable(
-                f"cannot connect to {self.url}: {error or type(error).__name__}",
+                f"cannot connect to {self.url}: {_describe(error)}",
                 service=self.service,
                 method=method,
                 url=self.url,
                 request_sent=False,
             )
+        hint = ""
+        if self._tls and _in_chain(error, ConnectionResetError) is not None:
+            hint = (
+                f"; if every call fails this way, the server refuses the client certificate "
+                f"{self._client_cert}"
+            )
         return ChiaConnectionLost(
-            f"connection to {self.url} lost: {error or type(error).__name__}",
+            f"connection to {self.url} lost: {_describe(error)}{hint}",
             service=self.service,
             method=method,
             url=self.url,
             request_sent=True,
         )
 
+    def _tls_refusal(self, error: httpx.TransportError) -> str | None:
+        ssl_error = _in_chain(error, ssl.SSLError)
+        if ssl_error is not None:
+            if self._client_cert is None:
+                return f"{ssl_error}; no client certificate is configured"
+            return f"{ssl_error}; check the client certificate {self._client_cert}"
+        # With TLS 1.3 the server checks the client certificate only after the client has
+        # finished its side of the handshake, and then aborts the connection: the client sees
+        # a reset on its first read instead of an alert.
+        if self._tls and self._client_cert is None and _in_chain(error, ConnectionResetError):
+            return (
+                "the server dropped the connection and no client certificate is configured; "
+                "Chia requires mutual TLS (give the certificate folder)"
+            )
+        return None
 
-def _ssl_error_in_chain(error: BaseException) -> ssl.SSLError | None:
+
+def _in_chain(error: BaseException, kind: type[ErrorT]) -> ErrorT | None:
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
+        if isinstance(current, kind):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _describe(error: BaseException) -> str:
+    # httpx often wraps the OS error with an empty message; the root cause says what happened.
+    if str(error):
+        return str(error)
+    seen = {id(error)}
+    current = error.__cause__ or error.__context__
+    while current is not None and id(current) not in seen:
+        if str(current):
+            return f"{type(current).__name__}: {current}"
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return type(error).__name__
 
 
 def _cut(text: str) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 
 import httpx
 
@@ -13,9 +12,8 @@ from services.chia.datalayer import DataLayerClient
 from services.chia.wallet import WalletClient
 
 
-@dataclass(frozen=True, slots=True)
-class ChiaClients:
-    """The two long-lived RPC clients of a process; close them with `aclose()`."""
+class ChiaClients(NamedTuple):
+    """The two long-lived RPC clients of a process; unpacks as `(datalayer, wallet)`."""
 
     datalayer: DataLayerClient
     wallet: WalletClient

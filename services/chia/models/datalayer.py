@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from services.chia.hexutil import Hash32, HexStr, StoreId
+from services.chia.hexutil import Hash32, HexStr, StoreId, normalize_hex
 from services.chia.models.base import ChiaModel, ChiaRequest, TransactionRecord
 
 
@@ -22,7 +22,10 @@ def _none_as_zero(value: object) -> object:
 
 
 class Change(ChiaRequest):
-    """One changelist entry of batch_update; key and value are hex."""
+    """One changelist entry of batch_update; key and value are hex.
+
+    Build entries with `insert`/`upsert`/`delete`: they raise InvalidHex for a bad key or value.
+    """
 
     action: Literal["insert", "delete", "upsert"]
     key: HexStr
@@ -31,17 +34,17 @@ class Change(ChiaRequest):
     @classmethod
     def insert(cls, key: str, value: str) -> Change:
         """Insert a new key (fails with 'KeyId(n)' if it exists)."""
-        return cls(action="insert", key=key, value=value)
+        return cls(action="insert", key=normalize_hex(key), value=normalize_hex(value))
 
     @classmethod
     def upsert(cls, key: str, value: str) -> Change:
         """Insert or replace a key."""
-        return cls(action="upsert", key=key, value=value)
+        return cls(action="upsert", key=normalize_hex(key), value=normalize_hex(value))
 
     @classmethod
     def delete(cls, key: str) -> Change:
         """Delete a key (an error if nothing changes)."""
-        return cls(action="delete", key=key)
+        return cls(action="delete", key=normalize_hex(key))
 
 
 class StoreRequest(ChiaRequest):
