@@ -63,8 +63,8 @@ class ChiaRpcClient:
         self.url = url.rstrip("/")
         self._retry_attempts = retry_attempts
         self._retry_max_wait = retry_max_wait
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self._tls = self.url.lower().startswith("https://")
         self._client_cert = (
             client_cert_paths(ssl_folder, self.service)[0]
@@ -76,8 +76,8 @@ class ChiaRpcClient:
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             verify=self._tls_context(ssl_folder),
             transport=transport,
-            # Chia listens on loopback with mutual TLS: an HTTP(S)_PROXY from the environment
-            # would only break the handshake.
+            # Chia is reached directly with mutual TLS: an HTTP(S)_PROXY picked up from the
+            # environment would only break the handshake.
             trust_env=False,
             follow_redirects=False,
         )
@@ -202,13 +202,13 @@ class ChiaRpcClient:
     def _timeout_error(self, method: str, error: httpx.TimeoutException) -> ChiaTimeout:
         phase: Literal["connect", "write", "read", "pool"]
         if isinstance(error, httpx.ConnectTimeout):
-            phase, seconds = "connect", self._connect_timeout
+            phase, seconds = "connect", self.connect_timeout
         elif isinstance(error, httpx.PoolTimeout):
-            phase, seconds = "pool", self._read_timeout
+            phase, seconds = "pool", self.read_timeout
         elif isinstance(error, httpx.WriteTimeout):
-            phase, seconds = "write", self._read_timeout
+            phase, seconds = "write", self.read_timeout
         else:
-            phase, seconds = "read", self._read_timeout
+            phase, seconds = "read", self.read_timeout
         return ChiaTimeout(
             f"{phase} timeout after {seconds:g} s calling {self.url}/{method}",
             service=self.service,

@@ -1,0 +1,1 @@
+"""Tests of the Chia DataLayer and Wallet RPC clients (services/chia)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 
@@ -20,6 +21,7 @@ from services.chia import (
     ChiaUnavailable,
     DataLayerClient,
     WalletClient,
+    build_chia_clients,
     is_transient_wallet_error,
 )
 from services.chia.models import Change
@@ -318,3 +320,27 @@ async def test_errors_survive_pickling(
     assert isinstance(timeout_copy, ChiaRpcError)
     assert timeout_copy.phase == "read"
     assert str(timeout_copy) == str(timeout)
+
+
+async def test_one_client_serves_concurrent_tasks(
+    router: respx.MockRouter, datalayer: DataLayerClient
+) -> None:
+    route = router.post(f"{DL_URL}/get_root").respond(200, json=ROOT_OK)
+    roots = await asyncio.gather(*(datalayer.get_root(STORE_ID) for _ in range(25)))
+    assert {root.hash for root in roots} == {"11" * 32}
+    assert route.call_count == 25
+
+
+def test_factory_passes_timeouts_per_service() -> None:
+    datalayer, wallet = build_chia_clients(
+        datalayer_url=DL_URL,
+        wallet_url=WALLET_URL,
+        ssl_folder=None,
+        connect_timeout=4,
+        datalayer_timeout=1800,
+        wallet_timeout=300,
+        retry_attempts=1,
+        retry_max_wait=0,
+    )
+    assert (datalayer.connect_timeout, datalayer.read_timeout) == (4, 1800)
+    assert (wallet.connect_timeout, wallet.read_timeout) == (4, 300)

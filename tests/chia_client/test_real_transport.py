@@ -31,6 +31,7 @@ ROOT_HASH = "0x" + "12" * 32
 
 
 async def get_root(request: Request) -> JSONResponse:
+    """DataLayer's get_root, echoing the id it received."""
     body = await request.json()
     return JSONResponse(
         {
@@ -44,6 +45,7 @@ async def get_root(request: Request) -> JSONResponse:
 
 
 async def get_sync_status(request: Request) -> JSONResponse:
+    """The wallet's get_sync_status of a synced wallet."""
     return JSONResponse(
         {"genesis_initialized": True, "synced": True, "syncing": False, "success": True}
     )
