@@ -36,7 +36,9 @@ from services.chia import build_chia_clients
 from services.container import Services
 from services.db.engine import Database
 from services.db.migrate import migrate
+from services.events import EventHub
 from services.health import check_health
+from services.oplock import OrgOperationLock
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
         stack.push_async_callback(datalayer.aclose)
         stack.push_async_callback(wallet.aclose)
 
+        events = EventHub(pool)
+        stack.push_async_callback(events.stop)
         services = Services(
             settings=settings,
             db=database,
@@ -122,6 +126,9 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
             datalayer=datalayer,
             wallet=wallet,
             queue=ArqQueue(pool),
+            lock=OrgOperationLock(pool, ttl_seconds=settings.lock_ttl_seconds),
+            events=events,
+            poll_interval=settings.effective_poll_interval,
             embedded=embedded,
             version=package_version(),
         )

@@ -9,6 +9,8 @@ from redis.asyncio import Redis
 
 from services.config import ServiceSettings
 from services.db.engine import Database
+from services.events import EventHub
+from services.oplock import OrgOperationLock
 
 if TYPE_CHECKING:
     from services.chia.datalayer import DataLayerClient
@@ -33,6 +35,10 @@ class Services:
     datalayer: DataLayerClient
     wallet: WalletClient
     queue: JobQueue
+    lock: OrgOperationLock
+    events: EventHub
+    #: Seconds between polls of confirmations and sync (fast against the built-in simulator).
+    poll_interval: float = 2.0
     #: Names of parts started by this process, for the start-up banner and health details.
     embedded: dict[str, str] = field(default_factory=dict)
     version: str = "0.0.0"

@@ -99,7 +99,7 @@ class EventHub:
                 await asyncio.sleep(self.reconnect_delay)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _deliver(self, channel: str, payload: Message) -> None:
         for queue in self._queues.get(channel, ()):
