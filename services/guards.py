@@ -1,0 +1,72 @@
+"""Checks every mutation shares: read-only, the org-operation lock, a synced wallet, store ids.
+
+The typed Conflict of a held lock is built here, once; mutations never build it themselves.
+"""
+
+from __future__ import annotations
+
+from services.chia import ChiaRpcError, InvalidStoreId, normalize_store_id
+from services.container import Services
+from services.errors import (
+    Conflict,
+    ConflictReason,
+    InvalidInput,
+    ReadOnly,
+    UpstreamCode,
+    UpstreamFailure,
+    UpstreamServiceName,
+)
+
+
+def assert_writable(services: Services) -> None:
+    """Refuse every mutation on a read-only node (checked before the lock, rule L9)."""
+    if services.settings.read_only:
+        raise ReadOnly()
+
+
+async def lock_conflict(services: Services) -> Conflict:
+    """The Conflict describing the current holder of the org-operation lock."""
+    snapshot = await services.lock.status()
+    label = snapshot.label if snapshot else "another operation"
+    return Conflict(
+        f"A home organization operation is already in progress: {label}. "
+        "Please wait for it to complete.",
+        reason=ConflictReason.OPERATION_IN_PROGRESS,
+        operation_status=snapshot,
+    )
+
+
+async def acquire_or_conflict(services: Services, label: str) -> str:
+    """Take the org-operation lock for `label`, or raise Conflict(OPERATION_IN_PROGRESS)."""
+    token = await services.lock.try_acquire(label)
+    if token is None:
+        raise await lock_conflict(services)
+    return token
+
+
+async def assert_wallet_synced(services: Services) -> None:
+    """Writes upstream need a synced wallet (queries never check it, PR #1535)."""
+    try:
+        status = await services.wallet.get_sync_status()
+    except ChiaRpcError as error:
+        raise UpstreamFailure(
+            f"The Chia wallet is not available: {error.message}",
+            code=UpstreamCode.UPSTREAM_UNAVAILABLE,
+            service=UpstreamServiceName.WALLET,
+        ) from error
+    if not status.synced:
+        raise UpstreamFailure(
+            "Your wallet is syncing, please wait for it to sync and try again",
+            code=UpstreamCode.WALLET_NOT_SYNCED,
+            service=UpstreamServiceName.WALLET,
+        )
+
+
+def store_id_argument(value: str, *, field: str) -> str:
+    """A store id argument (64 hex, with or without 0x) normalised, or InvalidInput naming it."""
+    try:
+        return normalize_store_id(value)
+    except InvalidStoreId:
+        raise InvalidInput(
+            f"{field} must be a store id of 64 hex characters (with or without 0x)", field=field
+        ) from None
