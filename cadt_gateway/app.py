@@ -9,30 +9,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
+from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
+from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.types.unset import UNSET, UnsetType
 
 import schema as graphql_schema
+from cadt_gateway.auth import API_KEY_HEADER, API_KEY_PARAM, ApiKeyMiddleware, api_key_matches
 from cadt_gateway.embedded_redis import EmbeddedRedis
-from cadt_gateway.settings import Settings
+from cadt_gateway.settings import Settings, SimulatorSeed
 from jobs.queue import ArqQueue
 from jobs.worker import worker_options
 from resolvers.context import Context
 from services.chia import build_chia_clients
+from services.config import CADT_DEFAULT_GOVERNANCE_BODY_ID
 from services.container import Services
 from services.db.engine import Database
 from services.db.migrate import migrate
@@ -58,6 +80,7 @@ class Node:
     settings: Settings
     services: Services
     pool: ArqRedis
+    redis_settings: RedisSettings
     worker: Worker | None = None
     worker_task: asyncio.Task[None] | None = None
     details: dict[str, str] = field(default_factory=dict)
@@ -89,20 +112,10 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
         datalayer_url, wallet_url = settings.datalayer_url, settings.wallet_url
         ssl_folder = settings.ssl_folder
         if datalayer_url is None or wallet_url is None:
-            from services.simulator import EmbeddedSimulator
-
-            simulator = await stack.enter_async_context(
-                EmbeddedSimulator(
-                    data_dir=settings.data_dir / "simulator",
-                    block_seconds=settings.simulator_block_seconds,
-                    seed=settings.simulator_seed.value,
-                    keys=settings.simulator_keys,
-                )
+            datalayer_url, wallet_url, ssl_folder = await _embedded_simulator(
+                settings, stack, embedded
             )
-            datalayer_url, wallet_url = simulator.datalayer_url(0), simulator.wallet_url(0)
-            ssl_folder = simulator.ssl_folder(0)
-            embedded["datalayer"] = f"built-in simulator {datalayer_url}"
-            embedded["wallet"] = f"built-in simulator {wallet_url}"
+        settings = _with_governance_default(settings)
 
         datalayer, wallet = build_chia_clients(
             datalayer_url=datalayer_url,
@@ -132,7 +145,13 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
             embedded=embedded,
             version=package_version(),
         )
-        node = Node(settings=settings, services=services, pool=pool, details=embedded)
+        node = Node(
+            settings=settings,
+            services=services,
+            pool=pool,
+            redis_settings=RedisSettings.from_dsn(redis_url),
+            details=embedded,
+        )
 
         if run_worker:
             node.worker = Worker(
@@ -142,13 +161,72 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
                     max_tries=settings.job_max_tries,
                     build_services=_existing(services),
                 ),
-                redis_pool=pool,
+                # Its own pool: Worker.close() closes the pool it runs on.
+                redis_settings=RedisSettings.from_dsn(redis_url),
                 handle_signals=False,
             )
             node.worker_task = asyncio.create_task(node.worker.async_run(), name="cadt-worker")
             stack.push_async_callback(_stop_worker, node)
 
         yield node
+
+
+async def _embedded_simulator(
+    settings: Settings, stack: AsyncExitStack, embedded: dict[str, str]
+) -> tuple[str, str, Path]:
+    """Join the simulator another process of this data dir runs, or start one in-process."""
+    from services.simulator import EmbeddedSimulator
+    from services.simulator.embedded import RUNTIME_FILE
+
+    sim_dir = settings.data_dir / "simulator"
+    running = _running_simulator(sim_dir / RUNTIME_FILE)
+    if running is not None:
+        embedded["datalayer"] = f"built-in simulator of pid {running['pid']}"
+        embedded["wallet"] = embedded["datalayer"]
+        return (
+            running["datalayer_urls"][0],
+            running["wallet_urls"][0],
+            Path(running["ssl_folders"][0]),
+        )
+    simulator = await stack.enter_async_context(
+        EmbeddedSimulator(
+            data_dir=sim_dir,
+            block_seconds=settings.simulator_block_seconds,
+            seed=settings.simulator_seed.value,
+            keys=settings.simulator_keys,
+        )
+    )
+    embedded["datalayer"] = f"built-in simulator {simulator.datalayer_url(0)}"
+    embedded["wallet"] = f"built-in simulator {simulator.wallet_url(0)}"
+    return simulator.datalayer_url(0), simulator.wallet_url(0), simulator.ssl_folder(0)
+
+
+def _running_simulator(runtime_file: Path) -> dict[str, Any] | None:
+    """The runtime record of a simulator served by another live process, if any."""
+    try:
+        info: dict[str, Any] = json.loads(runtime_file.read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return info
+
+
+def _with_governance_default(settings: Settings) -> Settings:
+    """Unset CADT_GOVERNANCE_BODY_ID: the demo body of the built-in simulator, else CADT's."""
+    if settings.governance_body_id is not None:
+        return settings
+    body = CADT_DEFAULT_GOVERNANCE_BODY_ID
+    if settings.uses_embedded_simulator and settings.simulator_seed is SimulatorSeed.DEMO:
+        from services.simulator import DEMO_GOVERNANCE_BODY_ID
+
+        body = DEMO_GOVERNANCE_BODY_ID
+    return settings.model_copy(update={"governance_body_id": body})
 
 
 def _existing(services: Services) -> Any:
@@ -167,13 +245,108 @@ async def _stop_worker(node: Node) -> None:
             await node.worker_task
 
 
+class KeepAliveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with server `ping` messages after the ack (strawberry has none)."""
+
+    view: GatewayGraphQL
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        interval = self.view.keep_alive_seconds
+        if self.connection_acknowledged and interval > 0 and self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping_every(interval), name="cadt-ws-ping")
+
+    async def _ping_every(self, interval: float) -> None:
+        # Idle proxies and NATs drop silent connections; a ping also detects dead peers.
+        with contextlib.suppress(WebSocketDisconnected, RuntimeError, OSError):
+            while True:
+                await asyncio.sleep(interval)
+                await self.send_message({"type": "ping"})
+
+    async def shutdown(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        await super().shutdown()
+
+
 class GatewayGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our per-request context."""
+    """Strawberry's ASGI app with our per-request context and the API key on WebSockets."""
+
+    graphql_transport_ws_handler_class = KeepAliveTransportWSHandler
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        api_key: SecretStr | None = None,
+        keep_alive_seconds: float = 0,
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, **options)
+        self.api_key = api_key
+        self.keep_alive_seconds = keep_alive_seconds
+        # SSE heartbeats follow the same setting (0: practically none).
+        heartbeat = keep_alive_seconds or _NO_HEARTBEAT_SECONDS
+
+        class HeartbeatSSETransport(SSETransport):
+            def __init__(self) -> None:
+                super().__init__(heartbeat_interval=heartbeat)
+
+        self.stream_transport_classes_by_protocol = {
+            **self.stream_transport_classes_by_protocol,
+            GRAPHQL_SSE_PROTOCOL: HeartbeatSSETransport,
+        }
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
         return Context(services=request.state.services, request=request)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Accept the connection_init only with the API key (else strawberry closes 4403)."""
+        given = (context.connection_params or {}).get(API_KEY_PARAM)
+        if not api_key_matches(self.api_key, given):
+            raise ConnectionRejectionError()
+        accepted: UnsetType = UNSET  # an ack without payload
+        return accepted
+
+
+#: SSE heartbeat interval when keep-alive is off (strawberry's stream always has a heartbeat).
+_NO_HEARTBEAT_SECONDS = 24 * 3600.0
+
+
+class EventStreamOnly:
+    """The SSE endpoint: only `Accept: text/event-stream` requests reach the GraphQL view."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        accept = Headers(scope=scope).get("accept", "")
+        if scope["type"] == "http" and "text/event-stream" not in accept:
+            response = JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": (
+                                "POST a GraphQL subscription with Accept: text/event-stream "
+                                "(graphql-sse, distinct connections mode)."
+                            ),
+                            "extensions": {"code": "NOT_ACCEPTABLE"},
+                        }
+                    ]
+                },
+                status_code=406,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
@@ -185,11 +358,32 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             app.state.node = node
             yield {"services": node.services, "node": node}
 
-    graphql_app = GatewayGraphQL(
-        graphql_schema.build_schema(
-            extensions=[ParserCache(maxsize=1000), ValidationCache(maxsize=1000)]
+    # Factories, not instances: a fresh extension per request, the LRU caches are module-wide.
+    schema = graphql_schema.build_schema(
+        extensions=[partial(ParserCache, maxsize=1000), partial(ValidationCache, maxsize=1000)]
+    )
+    transport_options: dict[str, Any] = {
+        "api_key": settings.api_key,
+        "keep_alive_seconds": settings.ws_keep_alive_seconds,
+        "connection_init_wait_timeout": timedelta(
+            seconds=settings.ws_connection_init_timeout_seconds
         ),
-        subscription_protocols=("graphql-transport-ws",),
+        "max_subscriptions_per_connection": settings.ws_max_subscriptions_per_connection,
+        "allowed_origins": settings.allowed_origins,
+    }
+    # WebSockets speak graphql-transport-ws only (the legacy graphql-ws protocol is refused).
+    graphql_app = GatewayGraphQL(
+        schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), **transport_options
+    )
+    # For clients that cannot open WebSockets: graphql-sse, distinct connections mode.
+    stream_app = EventStreamOnly(
+        GatewayGraphQL(
+            schema,
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_SSE_PROTOCOL,),
+            **transport_options,
+        )
     )
 
     async def index(_: Request) -> Response:
@@ -209,6 +403,21 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
         body = {name: {"state": p.state.value, "detail": p.detail} for name, p in parts.items()}
         return JSONResponse({"ready": ready, **body}, status_code=200 if ready else 503)
 
+    middleware = [
+        Middleware(ApiKeyMiddleware, api_key=settings.api_key, paths=GRAPHQL_HTTP_PATHS),
+    ]
+    if settings.allowed_origins:
+        # Outermost, so that preflights and 401s carry the CORS headers too.
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type", "accept", API_KEY_HEADER],
+                max_age=600,
+            ),
+        )
     return Starlette(
         routes=[
             Route("/", index),
@@ -216,6 +425,12 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
             Route("/readyz", readyz),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
+            Route("/graphql/stream", stream_app, methods=["POST"]),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
+
+
+#: HTTP paths that need the API key.
+GRAPHQL_HTTP_PATHS = ("/graphql", "/graphql/stream")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from strawberry.http.websocket_origin import normalize_allowed_origins
 
 from services.config import ServiceSettings
 
@@ -109,11 +110,44 @@ class Settings(ServiceSettings, BaseSettings):
     job_timeout_seconds: float = Field(3600, gt=0, description="Longest an arq job may run.")
     job_max_tries: int = Field(5, ge=1, description="arq attempts per job.")
 
+    # --- subscriptions transport (docs/subscriptions.md) ----------------------------------
+    ws_connection_init_timeout_seconds: float = Field(
+        10, gt=0, description="A WebSocket must send connection_init within this (else 4408)."
+    )
+    ws_max_subscriptions_per_connection: int = Field(
+        100, ge=1, description="Operations one WebSocket may run at once."
+    )
+    ws_keep_alive_seconds: float = Field(
+        15,
+        ge=0,
+        description=(
+            "Interval of graphql-transport-ws ping messages and SSE heartbeat comments (0: off)."
+        ),
+    )
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description=(
+            "Comma-separated browser origins (https://host[:port], or *) allowed to open "
+            "WebSockets and make CORS requests. Empty: same-origin pages and non-browser "
+            "clients only."
+        ),
+    )
+
     @field_validator("database_url", "redis_url", "datalayer_url", "wallet_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            # Strawberry's own check: a clear error for a path, a missing scheme or a typo.
+            return tuple(sorted(normalize_allowed_origins(list(value))))
         return value
 
     @field_validator("database_url")

@@ -24,7 +24,7 @@ async def run_worker(settings: Settings) -> None:
                 max_tries=settings.job_max_tries,
                 build_services=existing,
             ),
-            redis_pool=node.pool,
+            redis_settings=node.redis_settings,
             handle_signals=True,
         )
         try:

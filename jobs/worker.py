@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.worker import Function, func
 
-from jobs import system
+from jobs import organizations, system
 from jobs.queue import ArqQueue
 from jobs.scheduler import Periodic, run_scheduler
 from services.config import ServiceSettings
 from services.container import Services
-from services.redis_keys import QUEUE_NAME, WORKER_HEALTH_KEY
+from services.organizations import FINISH_IMPORT_JOB, RESUME_IMPORTS_JOB
+from services.redis_keys import QUEUE_NAME, worker_health_key
 
 logger = logging.getLogger(__name__)
+
+_SEQ = itertools.count(1)
 
 ServicesFactory = Callable[[], Awaitable[Services]]
 ServicesCloser = Callable[[Services], Awaitable[None]]
@@ -29,12 +35,26 @@ ServicesCloser = Callable[[Services], Awaitable[None]]
 
 def functions() -> list[Function]:
     """Every job function a worker can run."""
-    return [func(system.ping, name="ping", keep_result=60)]
+    return [
+        func(system.ping, name="ping", keep_result=60),
+        # keep_result=0: the per-organization job id must be reusable right after a run.
+        func(
+            organizations.finish_import_organization,
+            name=FINISH_IMPORT_JOB,
+            keep_result=0,
+        ),
+        func(organizations.resume_pending_imports, name=RESUME_IMPORTS_JOB, keep_result=0),
+    ]
 
 
 def periodic_tasks() -> list[Periodic]:
     """Every periodic job with its interval setting."""
-    return []
+    return [
+        Periodic(
+            RESUME_IMPORTS_JOB,
+            lambda settings: settings.default_organizations_sync_task_interval,
+        ),
+    ]
 
 
 def worker_options(
@@ -77,7 +97,7 @@ def worker_options(
         "max_tries": max_tries,
         "keep_result": 60,
         "health_check_interval": settings.worker_heartbeat_interval,
-        "health_check_key": WORKER_HEALTH_KEY,
+        "health_check_key": worker_health_key(f"{socket.gethostname()}:{os.getpid()}:{next(_SEQ)}"),
         "poll_delay": 0.1,
         "max_jobs": 20,
     }

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from services.container import Services
-from services.redis_keys import WORKER_HEALTH_KEY
+from services.redis_keys import WORKER_HEALTH_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +86,10 @@ async def _wallet(services: Services) -> PartHealth:
 
 
 async def _worker(services: Services) -> PartHealth:
-    heartbeat = await services.redis.get(WORKER_HEALTH_KEY)
-    if heartbeat is None:
+    workers = [key async for key in services.redis.scan_iter(match=WORKER_HEALTH_PREFIX + "*")]
+    if not workers:
         return PartHealth(PartState.DOWN, "no worker heartbeat; start `cadt-gateway worker`")
-    text = heartbeat.decode() if isinstance(heartbeat, bytes) else str(heartbeat)
-    return PartHealth(PartState.UP, text.strip()[:200])
+    return PartHealth(PartState.UP, f"{len(workers)} worker(s) alive")
 
 
 async def check_health(services: Services) -> NodeHealth:

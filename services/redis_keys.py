@@ -4,7 +4,15 @@ from __future__ import annotations
 
 #: arq queue of every job of the gateway.
 QUEUE_NAME = "cadt:queue"
-#: arq writes this key (with a TTL) from every running worker's poll loop: the worker heartbeat.
-WORKER_HEALTH_KEY = f"{QUEUE_NAME}:health-check"
+#: Each worker's arq health-check key (written with a TTL from its poll loop) starts with this:
+#: the worker heartbeat. One key per worker, so a stopping worker does not erase the others'.
+WORKER_HEALTH_PREFIX = f"{QUEUE_NAME}:health-check:"
+
+
+def worker_health_key(worker_name: str) -> str:
+    """The heartbeat key of one worker."""
+    return WORKER_HEALTH_PREFIX + worker_name
+
+
 #: Claims of the interval scheduler: one enqueue per task and time bucket across workers.
 SCHEDULE_CLAIM_PREFIX = "cadt:schedule:"
