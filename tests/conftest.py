@@ -193,8 +193,12 @@ def node_settings(make_settings: Any, database_url: str, simulator: Any) -> Any:
 
 
 @pytest.fixture
-async def start_node(redis_client: Any) -> AsyncIterator[Any]:
-    """Start gateway apps (lifespan + in-process worker); all are stopped after the test."""
+async def start_node(redis_client: Any, simulator: Any) -> AsyncIterator[Any]:
+    """Start gateway apps (lifespan + in-process worker); all are stopped after the test.
+
+    It depends on `simulator` so the nodes stop (closing their RPC connections) before the
+    simulator does; otherwise the simulator waits out its graceful-shutdown timeout.
+    """
     from asgi_lifespan import LifespanManager
     from httpx import ASGITransport, AsyncClient
 
