@@ -37,9 +37,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Regenerate the committed schema.graphql.
+## Regenerate the committed schema.graphql and the README's configuration table.
 schema: install
 	$(BIN)/cadt-gateway export-schema --output schema.graphql
+	$(BIN)/python -m cadt_gateway.settings_doc
 
 bench: install
 	$(BIN)/python -m bench

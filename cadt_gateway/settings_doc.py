@@ -39,3 +39,23 @@ def settings_markdown() -> str:
     for variable, default, meaning in settings_rows():
         lines.append(f"| `{variable}` | {default} | {meaning.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def render_readme(text: str) -> str:
+    """The README text with its configuration table replaced by the current one."""
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{settings_markdown()}{END}{tail}"
+
+
+def main() -> None:
+    """Rewrite the configuration table of README.md in place."""
+    path = Path("README.md")
+    path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
