@@ -133,6 +133,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, settings: Any) -> int:
     )
 
     async def main() -> None:
+        """Run until SIGINT/SIGTERM, then stop cleanly."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

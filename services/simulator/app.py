@@ -57,6 +57,7 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
     """The ASGI app serving `state` (RPC and admin routes; admin only when asked)."""
 
     async def rpc(request: Request, service: Literal["datalayer", "wallet"]) -> Response:
+        """Answer one RPC call the way Chia does."""
         key_index = int(request.path_params["key"])
         method = str(request.path_params["method"])
         raw = await request.body()
@@ -74,15 +75,19 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
         return json_response(body)
 
     async def datalayer(request: Request) -> Response:
+        """A DataLayer call."""
         return await rpc(request, "datalayer")
 
     async def wallet(request: Request) -> Response:
+        """A Wallet call."""
         return await rpc(request, "wallet")
 
     async def not_found(request: Request) -> Response:
+        """aiohttp's plain 404."""
         return _not_found()
 
     def loopback(request: Request) -> bool:
+        """True for clients on 127.0.0.1 or ::1."""
         return request.client is not None and request.client.host in LOOPBACK_HOSTS
 
     async def _json_body(request: Request) -> dict[str, Any]:
@@ -98,6 +103,7 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
         return json_response({"error": "admin routes are loopback-only", "success": False}, 403)
 
     async def faults(request: Request) -> Response:
+        """Read, replace, merge or clear the fault switches."""
         if not loopback(request):
             return _refused()
         if request.method == "GET":
@@ -117,6 +123,7 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
         return json_response(state.faults.model_dump())
 
     async def farm(request: Request) -> Response:
+        """Farm blocks now."""
         if not loopback(request):
             return _refused()
         try:
@@ -127,6 +134,7 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
         return json_response({"height": height, "success": True})
 
     async def cycle(request: Request) -> Response:
+        """Run manage-data cycles now."""
         if not loopback(request):
             return _refused()
         try:
@@ -139,6 +147,7 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
         return json_response({"height": state.height, "success": True})
 
     async def auto_farm(request: Request) -> Response:
+        """Pause or resume the block timer."""
         if not loopback(request):
             return _refused()
         try:
@@ -150,6 +159,7 @@ def create_simulator_app(state: SimulatorState, *, admin_only: bool = False) -> 
         return json_response({"auto_farm_enabled": state.auto_farm, "success": True})
 
     async def summary(request: Request) -> Response:
+        """The state summary."""
         if not loopback(request):
             return _refused()
         return json_response({**state.summary(), "auto_farm_enabled": state.auto_farm})

@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 #: Chia's default page size when `page` is given without `max_page_size` (40 MiB).
 DEFAULT_MAX_PAGE_SIZE = 40 * 1024 * 1024
-_ENTRY_CACHE_SIZE = 4
+#: Wire entries are big (~0.5 KB a pair): keep only the newest two generations per store.
+_ENTRY_CACHE_SIZE = 2
 _entry_cache: weakref.WeakKeyDictionary[StoreData, OrderedDict[int, list[dict[str, Any]]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -296,11 +297,16 @@ def get_local_root(state: SimulatorState, key: KeyState, request: dict[str, Any]
     """The root of the local copy; null while it is the empty launch root."""
     store_id = _store_id(request)
     state.require_dl_wallet(key)
-    store = state.stores.get(store_id)
-    if store is not None and store.owner == key.index and not store.launched:
+    pending_launch = state.stores.get(store_id)
+    if (
+        pending_launch is not None
+        and pending_launch.owner == key.index
+        and not pending_launch.launched
+    ):
         return {"hash": None}
-    _store, local = _readable(state, key, store_id)
-    root = store.data.generations[local].root if store is not None else ZERO_HASH
+    store, local = _readable(state, key, store_id)
+    root = store.data.generations[local].root
+    # Chia has no local root row for the empty launch generation.
     return {"hash": None if root == ZERO_HASH else prefixed(root)}
 
 

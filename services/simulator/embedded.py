@@ -58,7 +58,9 @@ def _format_host(host: str) -> str:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto is TCP,
+    # and without it every keep-alive answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -77,6 +79,8 @@ def faults_from_env() -> Faults | None:
 class EmbeddedSimulator:
     """The simulator as an async context manager; see the module docstring."""
 
+    _active_dirs: set[Path] = set()  # noqa: RUF012 - shared on purpose: one chain per dir
+
     def __init__(
         self,
         data_dir: Path | str,
@@ -90,7 +94,7 @@ class EmbeddedSimulator:
         manage_data_blocks: int = 2,
         mirror_backoff_seconds: float = 300.0,
         faults: Faults | Mapping[str, Any] | str | None = None,
-        log_level: str = "warning",
+        log_level: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         if seed not in ("demo", "none"):
@@ -196,8 +200,10 @@ class EmbeddedSimulator:
         if self._state is not None:
             raise RuntimeError("the simulator is already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._refuse_shared_data_dir()
         state, persistence = open_state(self.data_dir, self.config, faults=self._faults)
         self._state, self._persistence = state, persistence
+        EmbeddedSimulator._active_dirs.add(self.data_dir)
         self._layout = await asyncio.to_thread(ensure_certificates, self.data_dir, len(state.keys))
         try:
             tls_socket = _bind(self.host, self._requested_port)
@@ -229,6 +235,7 @@ class EmbeddedSimulator:
             app,
             lifespan="off",
             log_config=None,
+            # None keeps uvicorn from resetting the host's "uvicorn.*" logger levels.
             log_level=self._log_level,
             access_log=False,
             ws="none",
@@ -285,10 +292,31 @@ class EmbeddedSimulator:
         if self._persistence is not None and self._state is not None:
             self._persistence.save(self._state, force=True)
             self._persistence.close()
+        if self._state is not None:
+            EmbeddedSimulator._active_dirs.discard(self.data_dir)
         self._persistence = None
         self._state = None
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / RUNTIME_FILE).unlink()
+
+    def _refuse_shared_data_dir(self) -> None:
+        # Two simulators writing one chain.sqlite3 would corrupt each other's chain.
+        if self.data_dir in EmbeddedSimulator._active_dirs:
+            raise RuntimeError(f"a simulator is already running on {self.data_dir}")
+        runtime = self.data_dir / RUNTIME_FILE
+        try:
+            pid = int(json.loads(runtime.read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if pid == os.getpid():
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass
+        raise RuntimeError(f"another simulator (pid {pid}) is running on {self.data_dir}")
 
     def _write_runtime(self) -> None:
         info = {

@@ -42,8 +42,3 @@ def parse_bytes32(value: Any) -> str:
 def prefixed(bare: str) -> str:
     """Add the 0x prefix real Chia puts on most hashes."""
     return f"0x{bare}"
-
-
-def optional_prefixed(bare: str | None) -> str | None:
-    """`prefixed`, passing None through."""
-    return None if bare is None else f"0x{bare}"

@@ -407,19 +407,24 @@ class _RegistryWriter:
         self.records: dict[str, dict[str, Any]] = {}
         self.projects: list[str] = []
         self.units: list[str] = []
+        self.benefits: list[str] = []
         self.commits: list[list[dict[str, Any]]] = []
         self.pending: dict[str, dict[str, Any] | None] = {}
 
     def uid(self) -> str:
+        """A deterministic uuid4 string."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def put(self, table: str, record_id: str, record: dict[str, Any]) -> None:
+        """Stage an insert or update of a record."""
         self.pending[f"{table}|{record_id}"] = record
 
     def drop(self, table: str, record_id: str) -> None:
+        """Stage the deletion of a record."""
         self.pending[f"{table}|{record_id}"] = None
 
     def commit(self, comment: str, author: str) -> None:
+        """Turn the staged records into one changelist with comment and author."""
         changes: list[dict[str, Any]] = []
         for key, record in self.pending.items():
             exists = key in self.records
@@ -436,6 +441,7 @@ class _RegistryWriter:
         self.pending = {}
 
     def add_project(self, number: int) -> str:
+        """Stage a project with its location, estimation and co-benefit."""
         org = self.org
         project_id = self.uid()
         rng = self.rng
@@ -503,10 +509,12 @@ class _RegistryWriter:
                 "cobenefit": rng.choice(PICK_LIST["coBenefits"]),
             },
         )
+        self.benefits.append(benefit_id)
         self.projects.append(project_id)
         return project_id
 
     def issue(self, project_id: str) -> None:
+        """Stage an issuance of a project and one or two unit blocks."""
         org = self.org
         rng = self.rng
         issuance_id = self.uid()
@@ -557,6 +565,7 @@ class _RegistryWriter:
             start += count
 
     def label(self, project_id: str) -> None:
+        """Stage a label for a project."""
         label_id = self.uid()
         self.put(
             "label",
@@ -577,6 +586,7 @@ class _RegistryWriter:
         )
 
     def update(self, table: str, record_id: str, **fields: Any) -> None:
+        """Stage changed fields of an existing record."""
         key = f"{table}|{record_id}"
         record = dict(self.pending.get(key) or self.records[key])
         record.update(fields)
@@ -597,27 +607,30 @@ def _registry_generations(org: DemoOrganization, *, seed: int) -> list[list[dict
         rng = writer.rng
         project_id = rng.choice(writer.projects)
         move = len(writer.commits) % 6
-        if move == 0:
-            step += 1
-            writer.add_project(step)
-            message = "New project listed"
-        elif move == 1:
+        if move == 2:
             writer.issue(project_id)
             message = "Issuance recorded with its units"
-        elif move == 2 and writer.units:
+        elif move == 3:
             unit_id = rng.choice(writer.units)
             writer.update(
                 "unit", unit_id, unitStatus="Retired", retirementBeneficiary="Demo Airline Ltd"
             )
             message = "Units retired"
-        elif move == 3:
+        elif move == 4:
             writer.label(project_id)
             writer.update("project", project_id, projectStatus="Authorized")
             message = "Label attached and project authorized"
-        elif move == 4 and len(writer.units) > 2:
-            unit_id = writer.units.pop(rng.randrange(len(writer.units)))
-            writer.drop("unit", unit_id)
-            message = "Erroneous unit block removed"
+        elif move == 5:
+            if len(writer.units) > 1:
+                writer.drop("unit", writer.units.pop(rng.randrange(len(writer.units))))
+                message = "Erroneous unit block removed"
+            else:
+                writer.drop("coBenefit", writer.benefits.pop(rng.randrange(len(writer.benefits))))
+                message = "Co-benefit withdrawn"
+        elif move == 0:
+            step += 1
+            writer.add_project(step)
+            message = "New project listed"
         else:
             writer.update(
                 "project",
@@ -625,5 +638,7 @@ def _registry_generations(org: DemoOrganization, *, seed: int) -> list[list[dict
                 description=f"Updated monitoring report {len(writer.commits)}",
             )
             message = "Project description updated"
-        writer.commit(message, rng.choice(authors))
+        # Vary both so every commit's diff carries its comment and author keys.
+        number = len(writer.commits) + 1
+        writer.commit(f"{message} (commit {number})", authors[number % len(authors)])
     return writer.commits

@@ -250,7 +250,6 @@ class SimulatorState:
         self.puzzle_owner: dict[str, int] = {}
         self.dirty = True
         self.auto_farm = True
-        self.block_listeners: list[Callable[[int], None]] = []
         for index in range(self.config.keys):
             self._add_key(index, fund=fund)
 
@@ -647,7 +646,11 @@ class SimulatorState:
 
     # ------------------------------------------------------------------ wallet writes
     def delete_unconfirmed_transactions(self, key: KeyState, wallet_id: int) -> None:
-        """Drop a wallet's unconfirmed records; a bundle left without records leaves the mempool."""
+        """Drop a wallet's unconfirmed records; their spends leave the mempool, coins come back.
+
+        Records of the same spend in the other wallet stay (unconfirmed) until deleted there,
+        as on a real node; a pending root stays too until clear_pending_roots.
+        """
         doomed = [
             name
             for name, record in key.transactions.items()
@@ -657,13 +660,9 @@ class SimulatorState:
         for name in doomed:
             touched.add(key.transactions.pop(name).op_id)
         for op_id in touched:
-            op = self.mempool.get(op_id)
+            op = self.mempool.pop(op_id, None)
             if op is None:
                 continue
-            op.tx_names = [name for name in op.tx_names if name in key.transactions]
-            if op.tx_names:
-                continue
-            del self.mempool[op_id]
             for coin_id in op.spent:
                 coin = key.coins.get(coin_id)
                 if coin is not None and coin.reserved_by == op_id:
@@ -719,8 +718,6 @@ class SimulatorState:
             for key in self.keys:
                 self.run_manage_cycle(key)
         self.dirty = True
-        for listener in self.block_listeners:
-            listener(height)
         return height
 
     def farm_blocks(self, count: int) -> int:

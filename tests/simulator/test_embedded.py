@@ -68,6 +68,20 @@ async def test_restart_keeps_the_chain_and_the_certificates(sim_dir: Path):
         await admin.http.aclose()
 
 
+async def test_one_data_dir_serves_one_simulator(sim: EmbeddedSimulator):
+    with pytest.raises(RuntimeError, match="already running"):
+        await EmbeddedSimulator(sim.data_dir, seed="none").start()
+    runtime = json.loads((sim.data_dir / "runtime.json").read_text())
+    runtime["pid"] = 1  # init: alive, and not us
+    (sim.data_dir / "runtime.json").write_text(json.dumps(runtime))
+    EmbeddedSimulator._active_dirs.discard(sim.data_dir)
+    try:
+        with pytest.raises(RuntimeError, match=r"another simulator \(pid 1\)"):
+            await EmbeddedSimulator(sim.data_dir, seed="none").start()
+    finally:
+        EmbeddedSimulator._active_dirs.add(sim.data_dir)
+
+
 async def test_rpc_requires_a_client_certificate_from_the_private_ca(
     sim: EmbeddedSimulator, tmp_path: Path
 ):
