@@ -381,7 +381,7 @@ class SimulatorState:
     def check_synced(self, key: KeyState) -> None:
         """Refuse transactions while the wallet_unsynced fault is on for this key."""
         if key.index in self.faults.wallet_unsynced:
-            raise WalletRpcError("Wallet needs to be fully synced before making transactions")
+            raise WalletRpcError("Wallet needs to be fully synced before making transactions.")
 
     def require_dl_wallet(self, key: KeyState) -> None:
         """DataLayer calls that go through the wallet fail until the DL wallet exists."""

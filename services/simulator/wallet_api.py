@@ -28,7 +28,7 @@ Handler = Callable[[SimulatorState, KeyState, dict[str, Any]], dict[str, Any]]
 CHIA_VERSION = "2.7.5"
 NETWORK_NAME = "simulator0"
 NETWORK_PREFIX = "txch"
-_FULL_NODE_PEER = "c0ffee" * 10 + "c0ffee00"
+_FULL_NODE_PEER = "c0ffee" * 10 + "c0fe"
 _VALID_TIMES = {
     "max_blocks_after_created": None,
     "max_height": None,

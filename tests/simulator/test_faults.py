@@ -12,7 +12,7 @@ from services.simulator import FAULTS_ENV, EmbeddedSimulator
 from tests.simulator.conftest import Admin, Node, create_store, write
 
 TRANSIENT = "DataLayer Wallet already exists for this key"
-UNSYNCED = "Wallet needs to be fully synced before making transactions"
+UNSYNCED = "Wallet needs to be fully synced before making transactions."
 
 
 async def test_latency_delays_one_method(node0: Node, admin: Admin):
