@@ -937,6 +937,9 @@ class SimulatorState:
                     sid: Subscription(**sub) for sid, sub in raw["subscriptions"].items()
                 },
             )
+            for subscription in key.subscriptions.values():
+                # Chia queues unsubscribes in memory: a restart before the next cycle forgets them.
+                subscription.unsubscribe_pending = False
             state.keys.append(key)
             for puzzle_hash in key.puzzle_hashes:
                 state.puzzle_owner[puzzle_hash] = key.index

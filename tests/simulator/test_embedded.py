@@ -35,6 +35,7 @@ async def test_restart_keeps_the_chain_and_the_certificates(sim_dir: Path):
         )
         await reader.ok("subscribe", {"id": store_id, "urls": []})
         await admin.cycle()
+        await reader.ok("unsubscribe", {"id": store_id})  # queued in memory: lost on restart
         await owner.ok(
             "batch_update",
             {"id": store_id, "changelist": [{"action": "insert", "key": "02", "value": "02"}]},
@@ -56,6 +57,8 @@ async def test_restart_keeps_the_chain_and_the_certificates(sim_dir: Path):
         assert (await reader.ok("get_sync_status", {"id": store_id}))["sync_status"][
             "generation"
         ] == 1
+        await admin.cycle()
+        assert (await reader.ok("subscriptions"))["store_ids"] == [store_id]
         assert (await owner.wallet("get_wallet_balance", {"wallet_id": 1}))[
             "wallet_balance"
         ] == balance

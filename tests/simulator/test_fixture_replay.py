@@ -24,7 +24,8 @@ import pytest
 from services.simulator import EmbeddedSimulator
 from tests.simulator.conftest import Admin, Node
 
-FIXTURE = Path("/work/shared/fixtures/chia-rpc/two-node-sync.json")
+#: A copy of shared/fixtures/chia-rpc/two-node-sync.json, so CI clones have it too.
+FIXTURE = Path(__file__).parent / "data" / "two-node-sync.json"
 ZERO = "0" * 64
 URL = "http://127.0.0.1:8575"
 _HEX32 = re.compile(r"(0x)?([0-9a-f]{64})")
