@@ -174,7 +174,8 @@ class SpendableCoinsResponse(ChiaModel):
     """get_spendable_coins."""
 
     confirmed_records: list[SpendableCoinRecord]
-    unconfirmed_removals: list[Coin] = Field(default_factory=list)
+    #: Real Chia returns coin records (coin, coinbase, confirmed_block_index, ...) here.
+    unconfirmed_removals: list[SpendableCoinRecord] = Field(default_factory=list)
     unconfirmed_additions: list[Coin] = Field(default_factory=list)
 
 
