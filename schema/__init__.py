@@ -8,7 +8,7 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
-from schema.root import Query
+from schema.root import Mutation, Query
 from schema.scalars import SCALAR_MAP
 
 
@@ -18,6 +18,7 @@ def build_schema(
     """The schema with the given extensions (the app adds caches and limits)."""
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         extensions=list(extensions),  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

@@ -19,7 +19,7 @@ from services.db.models import Audit, Organization, RegistryRecord, SyncState, u
 from services.errors import NotFound, PreconditionFailed, UpstreamFailure
 from services.organizations import records
 from services.organizations.importing import metadata_of, not_this_version_message
-from services.organizations.membership import row_store_ids
+from services.organizations.membership import derive_store_ids, row_store_ids
 from services.organizations.outcomes import OrganizationOutcome
 from services.organizations.stores import (
     StoreSync,
@@ -59,33 +59,46 @@ async def delete_organization(services: Services, org_uid: str) -> OrganizationO
     """
     version = services.settings.data_model_version.value
 
-    async def remove(session: AsyncSession) -> Organization:
+    async def remove(session: AsyncSession) -> Organization | None:
         row = await records.find_row(session, org_uid, version)
-        if row is None:
+        cancelled = await records.drop_pending_import(session, org_uid)
+        if row is None and not cancelled:
             raise _not_found(org_uid)
-        await session.delete(row)
+        if row is not None:
+            await session.delete(row)
         await _purge_synced_data(session, org_uid)
         await records.add_user_deleted_org(session, org_uid)
-        await records.drop_pending_import(session, org_uid)
         return row
 
     row = await records.in_transaction(services.db, remove, retry_integrity=True)
+    if row is None:
+        # Only an import waiting for DataLayer: it is cancelled; drop what it subscribed.
+        store_ids = [org_uid, *await derive_store_ids(services, org_uid, version)]
+        await _unsubscribe_after_delete(services, org_uid, store_ids)
+        return OrganizationOutcome(
+            f"Cancelled the pending import of organization {org_uid} and unsubscribed from "
+            "its datalayer stores"
+        )
     if row.is_home:
         return OrganizationOutcome(
             "Your home organization was deleted from this instance. Its DataLayer stores still "
             "exist; import it again with importOrganization(orgUid, isHome: true) to restore it."
         )
+    await _unsubscribe_after_delete(services, org_uid, row_store_ids(row, include_file_store=True))
+    return OrganizationOutcome(
+        f"Removed all organization records for {org_uid} and unsubscribed from its datalayer stores"
+    )
+
+
+async def _unsubscribe_after_delete(services: Services, org_uid: str, store_ids: list[str]) -> None:
     try:
-        await unsubscribe_stores(services, row_store_ids(row, include_file_store=True))
+        await unsubscribe_stores(services, store_ids)
     except UpstreamFailure as error:
         raise UpstreamFailure(
             f"Removed all organization records for {org_uid}, but {error.message}",
             code=error.code,
             service=error.service,
         ) from error
-    return OrganizationOutcome(
-        f"Removed all organization records for {org_uid} and unsubscribed from its datalayer stores"
-    )
 
 
 async def resync_organization(services: Services, org_uid: str) -> OrganizationOutcome:

@@ -13,7 +13,7 @@ from services.container import Services
 from services.guards import assert_wallet_synced, assert_writable, store_id_argument
 from services.organizations import editing, importing, membership, removal
 from services.organizations.outcomes import ImportOutcome, OrganizationOutcome
-from services.organizations.records import load_row
+from services.organizations.records import load_row, pending_imports
 
 
 async def import_request(services: Services, org_uid: str, *, is_home: bool) -> ImportOutcome:
@@ -53,7 +53,8 @@ async def delete_request(services: Services, org_uid: str) -> OrganizationOutcom
     assert_writable(services)
     uid = store_id_argument(org_uid, field="orgUid")
     row = await load_row(services.db, uid, services.settings.data_model_version.value)
-    if row is not None and not row.is_home:
+    waiting = row is None and uid in await pending_imports(services.db)
+    if (row is not None and not row.is_home) or waiting:
         # Check before deleting: failing afterwards would leave the stores subscribed.
         await assert_wallet_synced(services)
     return await removal.delete_organization(services, uid)
