@@ -53,6 +53,7 @@ from cadt_gateway.settings import Settings, SimulatorSeed
 from jobs.queue import ArqQueue
 from jobs.worker import worker_options
 from resolvers.context import Context
+from schema.fanout import LastMapped
 from services.chia import build_chia_clients
 from services.config import CADT_DEFAULT_GOVERNANCE_BODY_ID
 from services.container import Services
@@ -308,6 +309,18 @@ class GatewayGraphQL(GraphQL[Context, None]):
     ) -> Context:
         return Context(services=request.state.services, request=request)
 
+    def encode_json(self, data: object) -> str | bytes:
+        """JSON; a subscription `next` reuses the encoding of a result shared by subscribers."""
+        if type(data) is dict and data.get("type") == "next":
+            payload = data.get("payload")
+            if type(payload) is dict and len(payload) == 1 and "data" in payload:
+                # One event's result is one dict for all its subscribers (schema/fanout.py):
+                # encode it once, and only the operation id per subscriber.
+                identifier = json.dumps(data["id"])
+                encoded = _encode_data(payload["data"])
+                return f'{{"id":{identifier},"type":"next","payload":{encoded}}}'
+        return super().encode_json(data)
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Accept the connection_init only with the API key (else strawberry closes 4403)."""
         given = (context.connection_params or {}).get(API_KEY_PARAM)
@@ -316,6 +329,12 @@ class GatewayGraphQL(GraphQL[Context, None]):
         accepted: UnsetType = UNSET  # an ack without payload
         return accepted
 
+
+def _encode_payload_data(data: object) -> str:
+    return json.dumps({"data": data}, separators=(",", ":"))
+
+
+_encode_data = LastMapped(_encode_payload_data)
 
 #: SSE heartbeat interval when keep-alive is off (strawberry's stream always has a heartbeat).
 _NO_HEARTBEAT_SECONDS = 24 * 3600.0

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
-from schema.root import Mutation, Query
+from schema.fanout import SharedEventExecutionContext
+from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_MAP
 
 
 def build_schema(
-    extensions: Sequence[type[SchemaExtension] | SchemaExtension] = (),
+    extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
-    """The schema with the given extensions (the app adds caches and limits)."""
+    """The schema with the given extension classes or factories (the app adds caches)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=list(extensions),  # type: ignore[arg-type]
+        subscription=Subscription,
+        extensions=list(extensions),
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        # One execution per progress event, shared by its subscribers (schema/fanout.py).
+        execution_context_class=SharedEventExecutionContext,
     )
 
 

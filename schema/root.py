@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from strawberry.tools import merge_types
 
+from schema.creation import CreationQuery, CreationSubscription
 from schema.health import HealthQuery
+from schema.lock import LockQuery, LockSubscription
 from schema.organization_operations import OrganizationMutation
 from schema.organization_queries import OrganizationQuery
 
-Query = merge_types("Query", (HealthQuery, OrganizationQuery))
+Query = merge_types("Query", (HealthQuery, CreationQuery, LockQuery, OrganizationQuery))
 
 Mutation = merge_types("Mutation", (OrganizationMutation,))
+
+#: Each domain adds its part here (e.g. a SyncSubscription with syncProgress).
+Subscription = merge_types("Subscription", (LockSubscription, CreationSubscription))

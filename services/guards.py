@@ -36,12 +36,21 @@ async def lock_conflict(services: Services) -> Conflict:
     )
 
 
+#: Attempts when the holder releases between our refused acquire and the read of its status.
+_ACQUIRE_ATTEMPTS = 3
+
+
 async def acquire_or_conflict(services: Services, label: str) -> str:
     """Take the org-operation lock for `label`, or raise Conflict(OPERATION_IN_PROGRESS)."""
-    token = await services.lock.try_acquire(label)
-    if token is None:
-        raise await lock_conflict(services)
-    return token
+    for _ in range(_ACQUIRE_ATTEMPTS):
+        token = await services.lock.try_acquire(label)
+        if token is not None:
+            return token
+        conflict = await lock_conflict(services)
+        if conflict.operation_status is not None:
+            raise conflict
+        # The lock was freed in between: a Conflict without its holder would be a lie; retry.
+    raise conflict
 
 
 async def assert_wallet_synced(services: Services) -> None:
