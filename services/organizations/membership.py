@@ -73,8 +73,10 @@ async def unsubscribe_organization(services: Services, org_uid: str) -> Organiza
     cancelled = await cancel_pending_import(services, org_uid)
     if row is None:
         return await _unsubscribe_unknown(services, org_uid, version, cancelled=cancelled)
-    unsubscribed = await unsubscribe_stores(services, row_store_ids(row, include_file_store=True))
+    # Mark the row first: jobs that subscribe subscribed rows (reconcile) then leave it alone,
+    # and if unsubscribing fails below, reconcile unsubscribes the stores of this row later.
     updated = await _set_subscribed(services, org_uid, False)
+    unsubscribed = await unsubscribe_stores(services, row_store_ids(row, include_file_store=True))
     if row.subscribed or unsubscribed:
         message = UNSUBSCRIBED_MESSAGE
     else:

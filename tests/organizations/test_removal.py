@@ -225,3 +225,24 @@ async def test_delete_cancels_a_pending_import(org_node: Any, simulator: Any):
     assert await user_deleted_org_uids(org_node.services.db) == {remote.org_uid}
     await eventually(lambda: _subscriptions(org_node), lambda ids: remote.org_uid not in ids)
     simulator.state.faults.stuck.remove(stuck)
+
+
+async def test_concurrent_deletes_remember_every_organization(org_node: Any):
+    import asyncio
+
+    from services.organizations import delete_organization
+
+    uids = [f"{number:064x}" for number in range(1, 7)]
+    async with org_node.services.db.transaction() as session:
+        for org_uid in uids:
+            session.add(Organization(org_uid=org_uid, name=org_uid[-4:], is_home=False))
+
+    # Both engines serialise the read-modify-write of userDeletedOrgs (row lock on PostgreSQL,
+    # busy retry on SQLite), so no deletion is lost.
+    services = org_node.services
+    outcomes = await asyncio.gather(*(delete_organization(services, uid) for uid in uids))
+
+    assert all(outcome.organization is None for outcome in outcomes)
+    assert await user_deleted_org_uids(services.db) == set(uids)
+    for org_uid in uids:
+        assert (await _counts(org_node, org_uid))["organizations"] == 0
