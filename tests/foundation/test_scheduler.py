@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from jobs.scheduler import Periodic, claim_and_enqueue, run_scheduler
 
@@ -42,7 +43,7 @@ async def test_loop_enqueues_every_interval_on_an_injected_clock(redis_client, m
             raise asyncio.CancelledError
 
     tasks = [Periodic("a", lambda s: 1.0), Periodic("b", lambda s: 4.0, run_at_start=False)]
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await run_scheduler(
             redis=redis_client,
             queue=queue,
@@ -51,8 +52,6 @@ async def test_loop_enqueues_every_interval_on_an_injected_clock(redis_client, m
             clock=lambda: now[0],
             sleep=fake_sleep,
         )
-    except asyncio.CancelledError:
-        pass
     a_runs = [job for name, job in queue.calls if name == "a"]
     b_runs = [job for name, job in queue.calls if name == "b"]
     assert a_runs[:3] == ["a:100", "a:101", "a:102"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.fencing import Fence, StaleLockHolder, read_meta, write_meta
@@ -49,10 +51,8 @@ async def test_row_fence_refuses_an_older_token_even_if_redis_agrees(database, r
         await write_meta(session, "k", "new", fence=new)
     await lock.release(new.token)
     # the old token somehow holds again in Redis (e.g. a restored snapshot): the row still refuses
-    await redis_client.set(
-        "cadt:oplock:holder",
-        '{"token": "%s", "label": "x", "status": "s", "started_ms": 0, "org_uid": ""}' % old,
-    )
+    holder = {"token": old, "label": "x", "status": "s", "started_ms": 0, "org_uid": ""}
+    await redis_client.set("cadt:oplock:holder", json.dumps(holder))
     with pytest.raises(StaleLockHolder):
         async with database.transaction() as session:
             await write_meta(session, "k", "old", fence=Fence(lock, old))
