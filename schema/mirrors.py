@@ -1,4 +1,4 @@
-"""DataLayer mirrors."""
+"""The DataLayer Mirror type (shown by Organization.mirrors and Query.mirrors)."""
 
 from __future__ import annotations
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
+import resolvers.sync
+from resolvers.context import Info
 from services.views import OrganizationSyncView, SyncBackoffView
 
 
@@ -48,6 +53,13 @@ class OrganizationSync:
         description="Set while the sync of this organization backs off."
     )
     last_synced_at: datetime | None = strawberry.field(description="Last sync run.")
+    writes_blocked: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Home organization only: why writes are refused while DataLayer has lost its "
+            "local data (generation 0, zero root, chain ahead); null when writes are allowed."
+        ),
+    )
 
     @classmethod
     def from_domain(cls, view: OrganizationSyncView) -> OrganizationSync:
@@ -62,4 +74,26 @@ class OrganizationSync:
             datalayer_target_generation=view.datalayer_target_generation,
             backoff=SyncBackoff.from_domain(view.backoff) if view.backoff else None,
             last_synced_at=view.last_synced_at,
+            writes_blocked=view.writes_blocked,
         )
+
+
+@strawberry.type
+class SyncSubscription:
+    @strawberry.subscription(
+        description=(
+            "Sync changes of one organization, or of all when orgUid is omitted: first the "
+            "current state, then one value per change (every sync run and every applied batch)."
+        )
+    )
+    async def sync_progress(
+        self,
+        info: Info,
+        org_uid: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="The organization; omit for every subscribed one."),
+        ] = None,
+    ) -> AsyncGenerator[OrganizationSync, None]:
+        async with aclosing(resolvers.sync.sync_progress(info, org_uid)) as views:
+            async for view in views:
+                yield OrganizationSync.from_domain(view)
