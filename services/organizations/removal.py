@@ -30,6 +30,7 @@ from services.organizations.stores import (
     store_sync,
     unsubscribe_stores,
 )
+from services.sync import publish_sync
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,11 @@ async def resync_organization(services: Services, org_uid: str) -> OrganizationO
         return current
 
     updated = await records.in_transaction(services.db, reset)
+    try:
+        # syncProgress subscribers see the reset at once, not at the next sync run.
+        await publish_sync(services, org_uid)
+    except Exception:  # Redis hiccup: the next sync run publishes again
+        logger.warning("could not publish the reset sync of %s", org_uid, exc_info=True)
     return OrganizationOutcome.of_row(RESYNC_MESSAGE, updated)
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from services import mirrors
 from services.chia import (
     ChiaBusinessError,
     ChiaErrorKind,
@@ -33,6 +34,7 @@ from services.errors import (
     UpstreamFailure,
     UpstreamServiceName,
 )
+from services.mirrors import MirrorAddStatus
 
 logger = logging.getLogger(__name__)
 
@@ -197,14 +199,14 @@ async def announce_mirror(services: Services, store_id: str) -> None:
     if not settings.auto_mirror_external_stores or not settings.datalayer_file_server_url:
         return
     try:
-        from services import mirrors  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # the mirror service is not part of this build yet
-        logger.debug("no mirror service; not mirroring %s", store_id)
-        return
-    try:
-        await mirrors.add_mirror(services, store_id, settings.datalayer_file_server_url)
+        # add_mirror dedupes per (store, url) across workers and never raises for Chia errors.
+        result = await mirrors.add_mirror(services, store_id, settings.datalayer_file_server_url)
     except Exception:  # a mirror is best effort; the subscription stands (CADT 3.4)
         logger.warning("could not mirror subscribed store %s", store_id, exc_info=True)
+        return
+    if result.status in (MirrorAddStatus.FAILED, MirrorAddStatus.INSUFFICIENT_FUNDS):
+        # The mirror-check job retries; the subscription stands.
+        logger.warning("could not mirror subscribed store %s: %s", store_id, result.detail)
 
 
 async def unsubscribe_stores(services: Services, store_ids: Sequence[str]) -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
 
 from services.db.models import Audit, Organization, RegistryRecord, SyncState
+from services.events import SYNC_CHANNEL
 from services.organizations import ImportStatus, import_organization, user_deleted_org_uids
 from services.organizations.records import load_row
 from services.simulator import StuckRule
@@ -75,12 +77,31 @@ async def _subscriptions(node: Any) -> set[str]:
 # ------------------------------------------------------------------------------ resync
 
 
-async def test_resync_of_a_synced_org_resets_its_synced_data(org_node: Any, simulator: Any):
+async def test_resync_of_a_synced_org_resets_its_synced_data(
+    start_node: Any, node_settings: Any, simulator: Any
+):
+    # No sync run after start-up: the rows below stay as written until the resync.
+    org_node = await start_node(node_settings(sync_registries_task_interval=3600))
     remote = await _imported(org_node, simulator)
     await synced_locally(org_node, [remote.registry_store_id])
     await _add_synced_data(org_node, remote)
 
-    result = (await org_node.execute(RESYNC, {"orgUid": remote.org_uid}))["resyncOrganization"]
+    async with org_node.services.events.subscribe(SYNC_CHANNEL) as events:
+        result = (await org_node.execute(RESYNC, {"orgUid": remote.org_uid}))["resyncOrganization"]
+
+        # syncProgress subscribers hear of the reset (no generation processed any more).
+        async def reset_event() -> dict[str, Any]:
+            while True:
+                event = await events.get()
+                if (
+                    event
+                    and event["orgUid"] == remote.org_uid
+                    and event["lastProcessedGeneration"] is None
+                ):
+                    return event
+
+        event = await asyncio.wait_for(reset_event(), 10)
+    assert event["synced"] is False
 
     assert result["__typename"] == "OrganizationPayload", result
     assert result["message"] == "Resyncing organization process initiated"
@@ -228,8 +249,6 @@ async def test_delete_cancels_a_pending_import(org_node: Any, simulator: Any):
 
 
 async def test_concurrent_deletes_remember_every_organization(org_node: Any):
-    import asyncio
-
     from services.organizations import delete_organization
 
     uids = [f"{number:064x}" for number in range(1, 7)]
