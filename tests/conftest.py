@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +20,31 @@ from services.db.engine import Database
 from services.db.migrate import upgrade_to_head
 from services.db.models import ALL_TABLES
 
-TEST_REDIS_URL = os.environ.get("CADT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+def _claim_redis_database() -> str:
+    """A Redis database of its own for this pytest process.
+
+    Tests flush their database and share arq's queue name, so two test runs on one machine
+    (two shells, CI next to a developer) must not share a database. Each run claims one of
+    databases 1-11 with SET NX in database 0 and keeps it for an hour at most.
+    """
+    import redis
+
+    explicit = os.environ.get("CADT_TEST_REDIS_URL")
+    if explicit:
+        return explicit
+    client = redis.Redis(host="127.0.0.1", port=6379, db=0)
+    try:
+        for number in range(1, 12):
+            if client.set(f"cadt-test-claim:{number}", os.getpid(), nx=True, ex=3600):
+                atexit.register(client.delete, f"cadt-test-claim:{number}")
+                return f"redis://127.0.0.1:6379/{number}"
+    except redis.RedisError:
+        pass
+    return "redis://127.0.0.1:6379/15"
+
+
+TEST_REDIS_URL = _claim_redis_database()
+os.environ["CADT_TEST_REDIS_URL"] = TEST_REDIS_URL
 TEST_DATABASE_URL = os.environ.get("CADT_TEST_DATABASE_URL")
 
 DATABASES = ["sqlite"] + (["postgres"] if TEST_DATABASE_URL else [])
