@@ -20,6 +20,7 @@ from services.db.engine import Database
 from services.db.migrate import upgrade_to_head
 from services.db.models import ALL_TABLES
 
+
 def _claim_redis_database() -> str:
     """A Redis database of its own for this pytest process.
 
