@@ -17,7 +17,7 @@ from typing import Any
 
 from arq.worker import Function, func
 
-from jobs import organizations, system
+from jobs import mirrors, organizations, sync, system
 from jobs.queue import ArqQueue
 from jobs.scheduler import Periodic, run_scheduler
 from services.config import ServiceSettings
@@ -44,6 +44,13 @@ def functions() -> list[Function]:
             keep_result=0,
         ),
         func(organizations.resume_pending_imports, name=RESUME_IMPORTS_JOB, keep_result=0),
+        # Sync and mirrors: keep_result=0 so each (per-organization) job id frees at once.
+        func(sync.sync_registries, name=sync.SYNC_REGISTRIES_JOB, keep_result=0),
+        func(sync.sync_organization, name=sync.SYNC_ORGANIZATION_JOB, keep_result=0),
+        func(sync.sync_organization_meta, name=sync.ORGANIZATION_META_SYNC_JOB, keep_result=0),
+        func(sync.validate_organization_table, name=sync.RECONCILE_JOB, keep_result=0),
+        func(sync.sync_default_organizations, name=sync.DEFAULT_ORGANIZATIONS_JOB, keep_result=0),
+        func(mirrors.mirror_check, name=mirrors.MIRROR_CHECK_JOB, keep_result=0),
     ]
 
 
@@ -54,6 +61,13 @@ def periodic_tasks() -> list[Periodic]:
             RESUME_IMPORTS_JOB,
             lambda settings: settings.default_organizations_sync_task_interval,
         ),
+        Periodic(sync.SYNC_REGISTRIES_JOB, lambda s: s.sync_registries_task_interval),
+        Periodic(sync.ORGANIZATION_META_SYNC_JOB, lambda s: s.organization_meta_sync_task_interval),
+        Periodic(sync.RECONCILE_JOB, lambda s: s.validate_organization_table_task_interval),
+        Periodic(
+            sync.DEFAULT_ORGANIZATIONS_JOB, lambda s: s.default_organizations_sync_task_interval
+        ),
+        Periodic(mirrors.MIRROR_CHECK_JOB, lambda s: s.mirror_check_task_interval),
     ]
 
 

@@ -7,12 +7,20 @@ from strawberry.tools import merge_types
 from schema.creation import CreationQuery, CreationSubscription
 from schema.health import HealthQuery
 from schema.lock import LockQuery, LockSubscription
+from schema.mirror_operations import MirrorMutation, MirrorQuery
 from schema.organization_operations import OrganizationMutation
 from schema.organization_queries import OrganizationQuery
+from schema.registry import SyncQuery
+from schema.sync import SyncSubscription
 
-Query = merge_types("Query", (HealthQuery, CreationQuery, LockQuery, OrganizationQuery))
+Query = merge_types(
+    "Query",
+    (HealthQuery, CreationQuery, LockQuery, OrganizationQuery, SyncQuery, MirrorQuery),
+)
 
-Mutation = merge_types("Mutation", (OrganizationMutation,))
+Mutation = merge_types("Mutation", (OrganizationMutation, MirrorMutation))
 
 #: Each domain adds its part here (e.g. a SyncSubscription with syncProgress).
-Subscription = merge_types("Subscription", (LockSubscription, CreationSubscription))
+Subscription = merge_types(
+    "Subscription", (LockSubscription, CreationSubscription, SyncSubscription)
+)
