@@ -66,6 +66,8 @@ MIRROR_CLAIM_TTL_SECONDS = 900
 #: Meta keys of a governance node (CADT's names; "Goverance" is misspelled on purpose).
 GOVERNANCE_VERSION_META_KEY = "governanceBodyId"
 GOVERNANCE_MAIN_META_KEY = "mainGoveranceBodyId"
+#: Meta key of the version store a subscriber's governance sync last read.
+GOVERNANCE_LAST_READ_META_KEY = "governanceVersionStoreId"
 
 _MIRRORS = Mirror.__table__  # type: ignore[attr-defined]
 
@@ -396,12 +398,18 @@ async def _governance_version_store(services: Services, main_store_id: str) -> s
 
 
 async def governance_store_ids(services: Services, report: MirrorCheckReport) -> list[str]:
-    """Governance stores to mirror: both of a governance node, or the configured body's two."""
+    """Governance stores to mirror: both of a governance node, or the followed body's two.
+
+    Governance node: Meta `mainGoveranceBodyId` (main) and `governanceBodyId` (version).
+    Subscriber: CADT_GOVERNANCE_BODY_ID, else the body subscribeGovernanceBody recorded in
+    Meta `governanceBodyId`; its version store is read from the main store (`v2` for a V2
+    node, then `v1`: PR #1531 resolved only `v1`), else the one the governance sync last read.
+    """
     main = await _meta_value(services, GOVERNANCE_MAIN_META_KEY)
     version = await _meta_value(services, GOVERNANCE_VERSION_META_KEY)
-    if main and version:
-        return [store for store in (main, version) if is_store_id(store)]
-    body = (services.settings.governance_body_id or "").strip()
+    if main:
+        return [store for store in (main, version) if store and is_store_id(store)]
+    body = (services.settings.governance_body_id or "").strip() or (version or "")
     if not body or not is_store_id(body):
         return []
     body = normalize_store_id(body)
@@ -412,9 +420,12 @@ async def governance_store_ids(services: Services, report: MirrorCheckReport) ->
         # Each step on its own (scenario 28): a failure here still mirrors the main store.
         report.errors[body] = f"could not read the governance version store: {error.message}"
         logger.warning("Could not resolve the governance version store of %s: %s", body, error)
-        return stores
+        version_store = None
+    if version_store is None:
+        last_read = await _meta_value(services, GOVERNANCE_LAST_READ_META_KEY)
+        version_store = last_read if last_read and is_store_id(last_read) else None
     if version_store:
-        stores.append(version_store)
+        stores.append(normalize_store_id(version_store))
     return stores
 
 

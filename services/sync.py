@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,13 +56,20 @@ from services.backoff import (
 )
 from services.chia import (
     ZERO_HASH,
+    ChiaBadResponse,
     ChiaRpcError,
     hex_to_text,
     is_store_not_in_local_db_error,
     is_unable_to_diff_error,
     text_to_hex,
 )
-from services.chia.models.datalayer import KvDiffEntry, KvDiffType, RootHistoryEntry, SyncStatus
+from services.chia.models.base import ChiaModel
+from services.chia.models.datalayer import (
+    GetKvDiffRequest,
+    KvDiffEntry,
+    RootHistoryEntry,
+    SyncStatus,
+)
 from services.container import Services
 from services.db.models import Audit, Organization, RegistryRecord, SyncState, utcnow
 from services.errors import PreconditionFailed
@@ -75,6 +83,8 @@ Clock = Callable[[], datetime]
 
 #: Diffs fetched ahead of the generation being applied (overlaps RPC with database writes).
 PREFETCH_WINDOW = 16
+#: During a long catch-up, progress is published at most this often (and at the end).
+PUBLISH_INTERVAL_SECONDS = 0.25
 #: Repeated warnings about one organization are written at most this often.
 REPEAT_LOG_SECONDS = 300.0
 
@@ -91,6 +101,10 @@ _AUDIT = Audit.__table__  # type: ignore[attr-defined]
 _RECORDS = RegistryRecord.__table__  # type: ignore[attr-defined]
 _ORGS = Organization.__table__  # type: ignore[attr-defined]
 _STATES = SyncState.__table__  # type: ignore[attr-defined]
+
+
+class _ConcurrentWriter(Exception):
+    """Another writer changed the organization's registry during this run."""
 
 
 class SyncResult(StrEnum):
@@ -146,8 +160,18 @@ class GenerationPlan:
     comment_changed: bool = True
 
 
+def _text(value_hex: str) -> str:
+    """UTF-8 text of bare hex (bytes.fromhex validates; undecodable bytes become U+FFFD)."""
+    return bytes.fromhex(value_hex).decode("utf-8", "replace")
+
+
+def _bare(value: str) -> str:
+    """Bare lowercase hex (get_kv_diff answers bare hex; be lenient anyway)."""
+    return (value[2:] if value[:2] in ("0x", "0X") else value).lower()
+
+
 def _meta_text(value_hex: str, field_name: str) -> str:
-    text = hex_to_text(value_hex, errors="replace")
+    text = _text(value_hex)
     try:
         decoded = json.loads(text)
     except ValueError:
@@ -157,7 +181,16 @@ def _meta_text(value_hex: str, field_name: str) -> str:
     return text
 
 
-def plan_generation(diff: Sequence[KvDiffEntry]) -> GenerationPlan:
+DiffItem = tuple[str, str, str]
+"""One kv diff entry as (type, key hex, value hex)."""
+
+
+def diff_items(diff: Sequence[KvDiffEntry]) -> list[DiffItem]:
+    """Typed diff entries as the (type, key, value) tuples plan_generation takes."""
+    return [(entry.type.value, entry.key, entry.value) for entry in diff]
+
+
+def plan_generation(diff: Sequence[DiffItem]) -> GenerationPlan:
     """Turn a kv diff into audit rows: sorted by key, DELETE+INSERT of one key = UPDATE.
 
     The per-commit `author` and `comment` keys become the author and comment of every row of
@@ -167,26 +200,26 @@ def plan_generation(diff: Sequence[KvDiffEntry]) -> GenerationPlan:
     """
     inserts: dict[str, str] = {}
     deletes: dict[str, str] = {}
-    for entry in diff:
-        (inserts if entry.type is KvDiffType.INSERT else deletes)[entry.key] = entry.value
+    for kind, key, value in diff:
+        (inserts if kind == INSERT else deletes)[_bare(key)] = _bare(value)
     author = _meta_text(inserts[AUTHOR_KEY], "author") if AUTHOR_KEY in inserts else None
     comment = _meta_text(inserts[COMMENT_KEY], "comment") if COMMENT_KEY in inserts else None
     changes: list[PlannedChange] = []
     keyed = []
-    for key in set(inserts) | set(deletes):
+    for key in inserts.keys() | deletes.keys():
         if key in (AUTHOR_KEY, COMMENT_KEY):
             continue
-        keyed.append((hex_to_text(key, errors="replace"), key))
+        keyed.append((_text(key), key))
     # Real DataLayer returns diffs in tree order, different between nodes: sort for stable seq.
     keyed.sort()
     for text_key, key in keyed:
         table, separator, record_key = text_key.partition("|")
         if key in inserts:
             kind = UPDATE if key in deletes else INSERT
-            text = hex_to_text(inserts[key], errors="replace")
+            text = _text(inserts[key])
         else:
             # CADT stores null for a DELETE; the removed value says WHAT was deleted.
-            kind, text = DELETE, hex_to_text(deletes[key], errors="replace")
+            kind, text = DELETE, _text(deletes[key])
         changes.append(
             PlannedChange(
                 type=kind, table=table, record_key=record_key if separator else None, text=text
@@ -199,6 +232,23 @@ def plan_generation(diff: Sequence[KvDiffEntry]) -> GenerationPlan:
         author_changed=AUTHOR_KEY in inserts or AUTHOR_KEY in deletes,
         comment_changed=COMMENT_KEY in inserts or COMMENT_KEY in deletes,
     )
+
+
+class _RawKvDiff(ChiaModel):
+    """get_kv_diff without per-entry validation: the hot path of a catch-up decodes itself."""
+
+    diff: list[Any]
+
+
+@dataclass
+class _PlannedGeneration:
+    """One generation's audit rows and record changes, built ahead of the writes."""
+
+    generation: int
+    root_hash: str
+    rows: list[dict[str, Any]]
+    records: list[tuple[str, str, str | None]]
+    plan: GenerationPlan
 
 
 # ---------------------------------------------------------------------------- log throttle
@@ -400,6 +450,8 @@ class _SyncRun:
         self.now = clock()
         self.state = SyncState(org_uid=org_uid)
         self.writes_blocked: str | None = None
+        self._published_at = 0.0
+        self._state_written = False
 
     async def _load(self) -> tuple[Organization | None, int | None]:
         """The organization row, its SyncState and the highest audit generation: one session."""
@@ -612,30 +664,55 @@ class _SyncRun:
                 return None, None
             return None, error
 
-    async def _diffs(
-        self, registry_id: str, history: Sequence[RootHistoryEntry], start: int, stop: int
-    ) -> AsyncIterator[tuple[int, list[KvDiffEntry]]]:
-        """Diffs of generations start..stop in order, PREFETCH_WINDOW requests ahead."""
-        pending: deque[tuple[int, asyncio.Task[list[KvDiffEntry]]]] = deque()
-        next_generation = start
+    async def _plans(
+        self,
+        org_uid: str,
+        registry_id: str,
+        history: Sequence[RootHistoryEntry],
+        start: int,
+        stop: int,
+    ) -> AsyncIterator[_PlannedGeneration]:
+        """Planned generations start..stop in order, PREFETCH_WINDOW ahead.
 
-        async def fetch(generation: int) -> list[KvDiffEntry]:
-            response = await self.datalayer.get_kv_diff(
-                registry_id, history[generation - 1].root_hash, history[generation].root_hash
+        Fetching and planning run as tasks, so they overlap the database writes of the
+        batches before them.
+        """
+        pending: deque[asyncio.Task[_PlannedGeneration]] = deque()
+        next_generation = start
+        created_at = self.now
+
+        async def fetch(generation: int) -> _PlannedGeneration:
+            request = GetKvDiffRequest(
+                id=registry_id,
+                hash_1=history[generation - 1].root_hash,
+                hash_2=history[generation].root_hash,
             )
-            return response.diff
+            response = await self.datalayer.call("get_kv_diff", request, _RawKvDiff, write=False)
+            try:
+                items = [(e["type"], e["key"], e["value"]) for e in response.diff]
+                plan = plan_generation(items)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ChiaBadResponse(
+                    f"unexpected get_kv_diff entry: {error}",
+                    service="datalayer",
+                    method="get_kv_diff",
+                    status=200,
+                    body="",
+                ) from error
+            return _plan_rows(
+                org_uid, registry_id, generation, history[generation], plan, created_at
+            )
 
         try:
             while pending or next_generation <= stop:
                 while next_generation <= stop and len(pending) < PREFETCH_WINDOW:
-                    pending.append((next_generation, asyncio.create_task(fetch(next_generation))))
+                    pending.append(asyncio.create_task(fetch(next_generation)))
                     next_generation += 1
-                generation, task = pending.popleft()
-                yield generation, await task
+                yield await pending.popleft()
         finally:
-            for _generation, task in pending:
+            for task in pending:
                 task.cancel()
-            for _generation, task in pending:
+            for task in pending:
                 with contextlib.suppress(BaseException):
                     await task
 
@@ -657,14 +734,10 @@ class _SyncRun:
         generations = rows = 0
         limit = self.settings.sync_batch_size
         error: str | None = None
-        created_at = self.now
         batch.author, batch.comment = await self._commit_meta(registry_id, last)
         try:
-            async for generation, diff in self._diffs(registry_id, history, last + 1, stop):
-                root = history[generation]
-                self._add_generation(
-                    batch, org.org_uid, registry_id, generation, root, diff, created_at
-                )
+            async for planned in self._plans(org.org_uid, registry_id, history, last + 1, stop):
+                _add_generation(batch, planned)
                 if len(batch.audit_rows) >= limit:
                     if not await self._flush(org, registry_id, batch, applied_to, hi):
                         return applied_to, generations, rows, "another run applied it first"
@@ -711,67 +784,32 @@ class _SyncRun:
             ).first()
         return (None, None) if row is None else (row.author, row.comment)
 
-    @staticmethod
-    def _add_generation(
-        batch: _Batch,
-        org_uid: str,
-        registry_id: str,
-        generation: int,
-        root: RootHistoryEntry,
-        diff: Sequence[KvDiffEntry],
-        created_at: datetime,
-    ) -> None:
-        plan = plan_generation(diff)
-        if plan.author_changed:
-            batch.author = plan.author
-        if plan.comment_changed:
-            batch.comment = plan.comment
-        confirmed_at = datetime.fromtimestamp(root.timestamp, UTC) if root.timestamp else None
-        base = {
-            "org_uid": org_uid,
-            "registry_id": registry_id,
-            "generation": generation,
-            "root_hash": root.root_hash,
-            "author": batch.author,
-            "comment": batch.comment,
-            "onchain_confirmed_at": confirmed_at,
-            "created_at": created_at,
-        }
-        if not plan.changes:
-            batch.audit_rows.append(
-                {**base, "seq": 0, "type": NO_CHANGE, "table": None, "change": None}
-            )
-        for seq, change in enumerate(plan.changes):
-            batch.audit_rows.append(
-                {
-                    **base,
-                    "seq": seq,
-                    "type": change.type,
-                    "table": change.table,
-                    "change": change.text,
-                }
-            )
-            if change.record_key is not None:
-                value = None if change.type == DELETE else change.text
-                batch.records[(change.table, change.record_key)] = (value, generation)
-        batch.generations += 1
-        batch.last_generation = generation
-        batch.last_root_hash = root.root_hash
-
     async def _flush(
         self, org: Organization, registry_id: str, batch: _Batch, expected_last: int, hi: int
     ) -> bool:
-        """Write a batch in one transaction; False when another run got there first."""
+        """Write a batch in one transaction; False when another writer got there first.
+
+        The organization row is updated first with a compare-and-set on registry_hash (the
+        root of the last applied generation, as this run last saw it): a concurrent run, a
+        resync (registry_hash '0') or an upgrade changes it, and this run stops before writing
+        a single row. The audit's UNIQUE key is the second line of defence.
+        """
+        remaining = max(0, hi - batch.last_generation)
         try:
             async with self.db.transaction() as session:
-                current = await _max_generation(session, registry_id)
-                if current != expected_last:
-                    logger.info(
-                        "%s: audit moved to generation %s during this run; stopping",
-                        org.org_uid,
-                        current,
+                result = await session.execute(
+                    sa.update(_ORGS)
+                    .where(_ORGS.c.id == org.id)
+                    .where(_ORGS.c.registry_hash.is_not_distinct_from(org.registry_hash))
+                    .values(
+                        registry_hash=batch.last_root_hash,
+                        synced=remaining == 0,
+                        sync_remaining=remaining,
+                        updated_at=utcnow(),
                     )
-                    return False
+                )
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise _ConcurrentWriter()
                 await session.execute(sa.insert(_AUDIT), batch.audit_rows)
                 upserts = [
                     {
@@ -793,28 +831,23 @@ class _SyncRun:
                     await session.execute(_upsert_records(self.db.dialect), upserts)
                 if deletes:
                     await session.execute(_DELETE_RECORD, deletes)
-                remaining = max(0, hi - batch.last_generation)
-                # The sync state goes with the rows, so readers never see one without the other.
-                await session.execute(_upsert_state(self.db.dialect), [self._state_values()])
-                await session.execute(
-                    sa.update(_ORGS)
-                    .where(_ORGS.c.id == org.id)
-                    .values(
-                        registry_hash=batch.last_root_hash,
-                        synced=remaining == 0,
-                        sync_remaining=remaining,
-                        updated_at=utcnow(),
-                    )
-                )
-        except IntegrityError:
-            # The UNIQUE audit key: a concurrent run wrote these generations. Nothing twice.
-            logger.info("%s: generations already applied by another run", org.org_uid)
+                if not self._state_written:
+                    # The sync state goes with the first rows, so readers never see rows
+                    # without it; it does not change during the rest of the run.
+                    await session.execute(_upsert_state(self.db.dialect), [self._state_values()])
+        except (IntegrityError, _ConcurrentWriter):
+            logger.info(
+                "%s: the registry moved on during this run (another run or a resync); stopping",
+                org.org_uid,
+            )
             return False
+        self._state_written = True
         org.registry_hash = batch.last_root_hash
-        org.sync_remaining = max(0, hi - batch.last_generation)
-        org.synced = org.sync_remaining == 0
-        # Long catch-ups stream their progress, one event per batch.
-        await self._publish(org, batch.last_generation)
+        org.sync_remaining = remaining
+        org.synced = remaining == 0
+        # Long catch-ups stream their progress (a few events a second at most).
+        if time.monotonic() - self._published_at >= PUBLISH_INTERVAL_SECONDS:
+            await self._publish(org, batch.last_generation)
         return True
 
     async def _create_registry(
@@ -851,6 +884,7 @@ class _SyncRun:
                     .where(_ORGS.c.id == org.id)
                     .values(registry_hash=first.root_hash, updated_at=utcnow())
                 )
+            org.registry_hash = first.root_hash
         except IntegrityError:
             logger.info("%s: CREATE REGISTRY already written by another run", org.org_uid)
 
@@ -1000,6 +1034,7 @@ class _SyncRun:
 
     async def _publish(self, org: Organization, last: int | None) -> None:
         """Publish the sync view from what this run holds (no extra queries)."""
+        self._published_at = time.monotonic()
         state = self.state
         entry = _entry_of(state)
         view = OrganizationSyncView(
@@ -1032,6 +1067,59 @@ class _SyncRun:
 
 def _view_of(org: Organization) -> OrganizationView:
     return OrganizationView.from_row(org)
+
+
+def _plan_rows(
+    org_uid: str,
+    registry_id: str,
+    generation: int,
+    root: RootHistoryEntry,
+    plan: GenerationPlan,
+    created_at: datetime,
+) -> _PlannedGeneration:
+    """The audit rows and record changes of a planned generation (author/comment: see below)."""
+    confirmed_at = datetime.fromtimestamp(root.timestamp, UTC) if root.timestamp else None
+    base = {
+        "org_uid": org_uid,
+        "registry_id": registry_id,
+        "generation": generation,
+        "root_hash": root.root_hash,
+        "author": plan.author,
+        "comment": plan.comment,
+        "onchain_confirmed_at": confirmed_at,
+        "created_at": created_at,
+    }
+    if not plan.changes:
+        rows = [{**base, "seq": 0, "type": NO_CHANGE, "table": None, "change": None}]
+    else:
+        rows = [
+            {**base, "seq": seq, "type": c.type, "table": c.table, "change": c.text}
+            for seq, c in enumerate(plan.changes)
+        ]
+    records = [
+        (c.table, c.record_key, None if c.type == DELETE else c.text)
+        for c in plan.changes
+        if c.record_key is not None
+    ]
+    return _PlannedGeneration(generation, root.root_hash, rows, records, plan)
+
+
+def _add_generation(batch: _Batch, planned: _PlannedGeneration) -> None:
+    """Append a planned generation to the batch, carrying author/comment over when unchanged."""
+    plan = planned.plan
+    if plan.author_changed:
+        batch.author = plan.author
+    if plan.comment_changed:
+        batch.comment = plan.comment
+    if not (plan.author_changed and plan.comment_changed):
+        for row in planned.rows:
+            row["author"], row["comment"] = batch.author, batch.comment
+    batch.audit_rows.extend(planned.rows)
+    for table, key, value in planned.records:
+        batch.records[(table, key)] = (value, planned.generation)
+    batch.generations += 1
+    batch.last_generation = planned.generation
+    batch.last_root_hash = planned.root_hash
 
 
 async def _max_generation(session: AsyncSession, registry_id: str) -> int | None:

@@ -156,6 +156,12 @@ async def test_the_mirror_job_announces_subscribed_stores(
         await until_listed(
             node, store, lambda ms: any(m["ours"] and m["urls"] == [URL] for m in ms)
         )
+    # Organization.mirrors (DataLoader over the table) once the import has written the row
     query = "query ($o: ID!) { organization(orgUid: $o) { mirrors { storeId ours urls } } }"
-    mirrors = (await node.execute(query, {"o": org}))["organization"]["mirrors"]
-    assert {m["storeId"] for m in mirrors if m["ours"]} >= {org, dmv, registry}
+    deadline = time.monotonic() + 20
+    while True:
+        found = (await node.execute(query, {"o": org}))["organization"]
+        if found and {m["storeId"] for m in found["mirrors"] if m["ours"]} >= {org, dmv, registry}:
+            break
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)

@@ -325,3 +325,15 @@ def test_report_summary():
     report.results.append(mirrors.MirrorAddResult("a", URL, MirrorAddStatus.ADDED))
     assert report.summary() == "2 store(s), 1 added"
     assert json.dumps(report.summary())
+
+
+async def test_a_body_followed_through_subscribe_governance_body_is_mirrored(
+    chain: Chain, database: Database, make_services: Callable[..., Services]
+):
+    # CADT_GOVERNANCE_BODY_ID empty; subscribeGovernanceBody recorded the main store in Meta
+    main, version_store = governance_body(chain)
+    async with database.transaction() as session:
+        session.add(Meta(key="governanceBodyId", value=main))
+    services = make_services(datalayer_file_server_url=URL, governance_body_id="")
+    report = await run_mirror_check(services)
+    assert report.stores == [main, version_store]

@@ -12,7 +12,7 @@ from services.chia.models.datalayer import SyncStatus
 from services.container import Services
 from services.db.engine import Database
 from services.db.models import Audit, SyncState
-from services.sync import SyncResult, plan_generation, sync_organization
+from services.sync import SyncResult, diff_items, plan_generation, sync_organization
 from tests.sync.harness import (
     Chain,
     FakeClock,
@@ -230,13 +230,15 @@ def test_plan_sorts_keys_and_merges_delete_insert_into_update():
         return KvDiffEntry(type=kind, key=key.encode().hex(), value=value.encode().hex())
 
     plan = plan_generation(
-        [
-            entry(KvDiffType.INSERT, "unit|b", '{"v":2}'),
-            entry(KvDiffType.INSERT, "comment", '{"comment":"why"}'),
-            entry(KvDiffType.DELETE, "unit|b", '{"v":1}'),
-            entry(KvDiffType.INSERT, "project|a", "{}"),
-            entry(KvDiffType.DELETE, "unit|c", '{"v":3}'),
-        ]
+        diff_items(
+            [
+                entry(KvDiffType.INSERT, "unit|b", '{"v":2}'),
+                entry(KvDiffType.INSERT, "comment", '{"comment":"why"}'),
+                entry(KvDiffType.DELETE, "unit|b", '{"v":1}'),
+                entry(KvDiffType.INSERT, "project|a", "{}"),
+                entry(KvDiffType.DELETE, "unit|c", '{"v":3}'),
+            ]
+        )
     )
     assert plan.comment == "why"
     assert plan.author is None
