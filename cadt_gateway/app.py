@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -375,7 +376,15 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_node(settings, run_worker=run_worker) as node:
             app.state.node = node
-            yield {"services": node.services, "node": node}
+            # What start-up built (schema, modules, clients) lives as long as the process: keep
+            # it out of the collector's full passes, which otherwise walk it during every
+            # subscription fan-out (bench/subscription_fanout).
+            gc.collect()
+            gc.freeze()
+            try:
+                yield {"services": node.services, "node": node}
+            finally:
+                gc.unfreeze()  # collectable again: tests start many apps in one process
 
     # Factories, not instances: a fresh extension per request, the LRU caches are module-wide.
     schema = graphql_schema.build_schema(

@@ -165,3 +165,24 @@ async def test_publish_creation_status_drops_identical_publishes(live, redis_cli
         assert message["data"] == b"sentinel"  # nothing was published in between
     finally:
         await pubsub.aclose()
+
+
+async def test_creation_status_stream_reports_staleness_without_an_event(serve_node, node_settings):
+    live = await serve_node(node_settings(creation_timeout_seconds=1.0))
+    record = CreationRecord(
+        state=CreationState.STORES_CREATING,
+        name="Org",
+        icon=None,
+        data_version="v2",
+        api_version="v2",
+    )
+    await save_creation(live.services, record)
+    async with ws_session(live.ws_url) as session:
+        await session.init()
+        await session.subscribe("c", CREATION)
+        running = (await session.next("c"))["creationStatus"]
+        assert (running["inProgress"], running["state"]) == (True, "STORES_CREATING")
+        # Nothing is published: the stream itself notices the timeout passing.
+        stale = (await session.next("c"))["creationStatus"]
+        assert (stale["inProgress"], stale["progress"]) == (False, -1)
+        assert stale["message"].startswith("Organization creation appears stale")
