@@ -36,9 +36,18 @@ RECONNECT_DELAY_SECONDS = 0.5
 Message = dict[str, Any] | None
 
 
+def wire_channel(redis: Redis, channel: str) -> str:
+    """The Redis channel of a logical channel: pub/sub ignores the database number, so it is
+    part of the name; deployments (and test runs) on other databases of one server stay apart."""
+    database = redis.connection_pool.connection_kwargs.get("db", 0) or 0
+    return f"db{database}:{channel}"
+
+
 async def publish(redis: Redis, channel: str, payload: dict[str, Any]) -> None:
-    """Publish one JSON event."""
-    await redis.publish(channel, json.dumps(payload, separators=(",", ":"), default=str))
+    """Publish one JSON event on a logical channel."""
+    await redis.publish(
+        wire_channel(redis, channel), json.dumps(payload, separators=(",", ":"), default=str)
+    )
 
 
 class EventHub:
@@ -72,10 +81,11 @@ class EventHub:
 
     async def _run(self) -> None:
         first = True
+        namespace = wire_channel(self.redis, "")
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                await pubsub.psubscribe(wire_channel(self.redis, CHANNEL_PREFIX) + "*")
                 if not first:
                     self._broadcast_all(None)  # tell clients to re-read their snapshot
                 first = False
@@ -85,6 +95,7 @@ class EventHub:
                         continue
                     channel = message["channel"]
                     channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+                    channel = channel[len(namespace) :]
                     try:
                         payload = json.loads(message["data"])
                     except (TypeError, ValueError):

@@ -21,10 +21,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+import services.events as events
 from services.domain import LockSnapshot
-from services.events import OPERATION_CHANNEL
 
 logger = logging.getLogger(__name__)
+
+#: The logical channel of lock events (looked up at call time so benchmarks can redirect it).
+OPERATION_CHANNEL = events.OPERATION_CHANNEL
 
 HOLDER_KEY = "cadt:oplock:holder"
 SEQUENCE_KEY = "cadt:oplock:seq"
@@ -140,6 +143,9 @@ class OrgOperationLock:
         self._update = redis.register_script(_UPDATE)
         self._release = redis.register_script(_RELEASE)
 
+    def _channel(self) -> str:
+        return events.wire_channel(self.redis, OPERATION_CHANNEL)
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
@@ -149,7 +155,7 @@ class OrgOperationLock:
         started_at = datetime.fromtimestamp(now_ms / 1000, UTC).isoformat()
         result = await self._acquire(
             keys=[HOLDER_KEY, SEQUENCE_KEY],
-            args=[label, now_ms, self.ttl_ms, started_at, OPERATION_CHANNEL],
+            args=[label, now_ms, self.ttl_ms, started_at, self._channel()],
         )
         if not result:
             return None
@@ -173,7 +179,7 @@ class OrgOperationLock:
         """Set the holder's status if `token` still holds the lock (L6); False otherwise."""
         result = await self._update(
             keys=[HOLDER_KEY],
-            args=[token, status, org_uid or "", self._now_ms(), OPERATION_CHANNEL],
+            args=[token, status, org_uid or "", self._now_ms(), self._channel()],
         )
         return int(result) != 0
 
@@ -182,7 +188,7 @@ class OrgOperationLock:
         if not token:
             return False
         call = self._release(
-            keys=[HOLDER_KEY], args=[token, self._now_ms(), OPERATION_CHANNEL, error or ""]
+            keys=[HOLDER_KEY], args=[token, self._now_ms(), self._channel(), error or ""]
         )
         # Shielded: a cancelled job must still delete its own key (redis-py 5 lacks that fix).
         return int(await asyncio.shield(call)) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.creation_state import CreationRecord, CreationState
+from services.events import CREATION_CHANNEL, wire_channel
 from services.progress import publish_creation_status
 from tests.lock.conftest import save_creation, wait_for, ws_session
 
@@ -112,7 +113,7 @@ async def test_creation_status_stream_snapshot_then_one_value_per_change(live):
 
         # A publish of an unchanged state yields nothing; the next change comes next.
         await publish_creation_status(services)
-        await services.redis.publish("cadt:events:creation", "{}")
+        await services.redis.publish(wire_channel(services.redis, CREATION_CHANNEL), "{}")
         record.state = CreationState.STORES_CONFIRMED
         await save_creation(services, record)
         await publish_creation_status(services)
@@ -139,7 +140,7 @@ async def test_creation_status_stream_snapshot_then_one_value_per_change(live):
 async def test_publish_creation_status_drops_identical_publishes(live, redis_client):
     services = live.services
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe("cadt:events:creation")
+    await pubsub.subscribe(wire_channel(redis_client, CREATION_CHANNEL))
     try:
         await publish_creation_status(services)
         await publish_creation_status(services)
@@ -159,7 +160,7 @@ async def test_publish_creation_status_drops_identical_publishes(live, redis_cli
                 received.append(message["data"])
         assert b'"state":null' in received[0] or b'"state": null' in received[0]
         assert b"FINALIZING" in received[1]
-        await redis_client.publish("cadt:events:creation", "sentinel")
+        await redis_client.publish(wire_channel(redis_client, CREATION_CHANNEL), "sentinel")
         while (message := await pubsub.get_message(timeout=10)) is None:
             pass
         assert message["data"] == b"sentinel"  # nothing was published in between

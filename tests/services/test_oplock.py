@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from services.events import OPERATION_CHANNEL
+from services.events import OPERATION_CHANNEL, wire_channel
 from services.oplock import HOLDER_KEY, OrgOperationLock, fence_of
 
 TTL = 3600.0
@@ -154,7 +154,7 @@ async def test_a_cancelled_release_leaves_no_key(lock, redis_client):
 
 async def test_every_change_is_published_and_identical_statuses_are_dropped(lock, redis_client):
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(OPERATION_CHANNEL)
+    await pubsub.subscribe(wire_channel(redis_client, OPERATION_CHANNEL))
     token = await lock.try_acquire("V2 organization creation")
     await lock.update_status(token, "Creating stores on blockchain")
     await lock.update_status(token, "Creating stores on blockchain")
