@@ -294,16 +294,12 @@ def get_roots(state: SimulatorState, key: KeyState, request: dict[str, Any]) -> 
 
 
 def get_local_root(state: SimulatorState, key: KeyState, request: dict[str, Any]) -> dict[str, Any]:
-    """The root of the local copy; null while it is the empty launch root."""
+    """The root of the local copy; null while it is the empty launch root.
+
+    A store whose launch is still pending has no committed root yet: "No generations found".
+    """
     store_id = _store_id(request)
     state.require_dl_wallet(key)
-    pending_launch = state.stores.get(store_id)
-    if (
-        pending_launch is not None
-        and pending_launch.owner == key.index
-        and not pending_launch.launched
-    ):
-        return {"hash": None}
     store, local = _readable(state, key, store_id)
     root = store.data.generations[local].root
     # Chia has no local root row for the empty launch generation.
@@ -313,18 +309,25 @@ def get_local_root(state: SimulatorState, key: KeyState, request: dict[str, Any]
 def get_root_history(
     state: SimulatorState, key: KeyState, request: dict[str, Any]
 ) -> dict[str, Any]:
-    """Every confirmed root from the chain, oldest first; empty for an unknown store."""
+    """Every root the key's wallet knows, oldest first; empty for an unknown store.
+
+    The owner's wallet also lists its own pending root (launch or update) at the end, with
+    `confirmed: false` and timestamp 0, as Chia's dl_history does; other keys see the chain only.
+    """
     store_id = _store_id(request)
     state.require_dl_wallet(key)
     store = state.stores.get(store_id)
-    if store is None or not store.launched or not state.tracks(key, store):
+    if store is None or not state.tracks(key, store):
         return {"root_history": []}
-    return {
-        "root_history": [
-            {"confirmed": True, "root_hash": prefixed(g.root), "timestamp": g.timestamp}
-            for g in store.data.generations
-        ]
-    }
+    history = [
+        {"confirmed": True, "root_hash": prefixed(g.root), "timestamp": g.timestamp}
+        for g in store.data.generations
+    ]
+    pending = store.pending
+    if store.owner == key.index and pending is not None:
+        root = ZERO_HASH if pending.planned is None else pending.planned.root
+        history.append({"confirmed": False, "root_hash": prefixed(root), "timestamp": 0})
+    return {"root_history": history}
 
 
 def get_kv_diff(state: SimulatorState, key: KeyState, request: dict[str, Any]) -> dict[str, Any]:

@@ -800,6 +800,12 @@ class SimulatorState:
         self, key: KeyState, store: Store, subscription: Subscription, now: float
     ) -> None:
         target = store.data.latest
+        if target < 1:
+            return  # Chia fetches nothing while only the launch root is on chain
+        if subscription.local_generation is None:
+            # Chia's first attempt makes an empty local store (generation 0, zero root) before
+            # it downloads, so a failed first download leaves the node at 0 of N, not unknown.
+            subscription.local_generation = 0
         cap = self.faults.stuck_generation(store.store_id, key.index)
         reachable = target if cap is None else min(target, cap)
         local = subscription.local_generation
