@@ -37,7 +37,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -138,9 +138,8 @@ class SyncOutcome:
 # ---------------------------------------------------------------------------- planning
 
 
-@dataclass(frozen=True)
-class PlannedChange:
-    """One audit row (and record change) derived from a kv diff."""
+class PlannedChange(NamedTuple):
+    """One audit row (and record change) derived from a kv diff (a tuple: built per change)."""
 
     type: str
     table: str
@@ -166,8 +165,8 @@ def _text(value_hex: str) -> str:
 
 
 def _bare(value: str) -> str:
-    """Bare lowercase hex (get_kv_diff answers bare hex; be lenient anyway)."""
-    return (value[2:] if value[:2] in ("0x", "0X") else value).lower()
+    """Bare hex (get_kv_diff answers bare lowercase hex; a 0x prefix is tolerated)."""
+    return value[2:] if value[:2] in ("0x", "0X") else value
 
 
 def _meta_text(value_hex: str, field_name: str) -> str:
@@ -201,7 +200,9 @@ def plan_generation(diff: Sequence[DiffItem]) -> GenerationPlan:
     inserts: dict[str, str] = {}
     deletes: dict[str, str] = {}
     for kind, key, value in diff:
-        (inserts if kind == INSERT else deletes)[_bare(key)] = _bare(value)
+        # Keys are compared (author/comment, DELETE+INSERT pairs): lowercase them; values are
+        # only decoded, and bytes.fromhex takes either case.
+        (inserts if kind == INSERT else deletes)[_bare(key).lower()] = _bare(value)
     author = _meta_text(inserts[AUTHOR_KEY], "author") if AUTHOR_KEY in inserts else None
     comment = _meta_text(inserts[COMMENT_KEY], "comment") if COMMENT_KEY in inserts else None
     changes: list[PlannedChange] = []
@@ -679,7 +680,6 @@ class _SyncRun:
         """
         pending: deque[asyncio.Task[_PlannedGeneration]] = deque()
         next_generation = start
-        created_at = self.now
 
         async def fetch(generation: int) -> _PlannedGeneration:
             request = GetKvDiffRequest(
@@ -699,9 +699,7 @@ class _SyncRun:
                     status=200,
                     body="",
                 ) from error
-            return _plan_rows(
-                org_uid, registry_id, generation, history[generation], plan, created_at
-            )
+            return _plan_rows(org_uid, registry_id, generation, history[generation], plan)
 
         try:
             while pending or next_generation <= stop:
@@ -810,7 +808,7 @@ class _SyncRun:
                 )
                 if result.rowcount != 1:  # type: ignore[attr-defined]
                     raise _ConcurrentWriter()
-                await session.execute(sa.insert(_AUDIT), batch.audit_rows)
+                await session.execute(_INSERT_AUDIT, batch.audit_rows)
                 upserts = [
                     {
                         "org_uid": org.org_uid,
@@ -1075,27 +1073,41 @@ def _plan_rows(
     generation: int,
     root: RootHistoryEntry,
     plan: GenerationPlan,
-    created_at: datetime,
 ) -> _PlannedGeneration:
     """The audit rows and record changes of a planned generation (author/comment: see below)."""
     confirmed_at = datetime.fromtimestamp(root.timestamp, UTC) if root.timestamp else None
-    base = {
-        "org_uid": org_uid,
-        "registry_id": registry_id,
-        "generation": generation,
-        "root_hash": root.root_hash,
-        "author": plan.author,
-        "comment": plan.comment,
-        "onchain_confirmed_at": confirmed_at,
-        "created_at": created_at,
-    }
-    if not plan.changes:
-        rows = [{**base, "seq": 0, "type": NO_CHANGE, "table": None, "change": None}]
-    else:
-        rows = [
-            {**base, "seq": seq, "type": c.type, "table": c.table, "change": c.text}
-            for seq, c in enumerate(plan.changes)
-        ]
+    root_hash, author, comment = root.root_hash, plan.author, plan.comment
+    # Dict literals: this runs for every audit row of a catch-up.
+    rows = [
+        {
+            "org_uid": org_uid,
+            "registry_id": registry_id,
+            "generation": generation,
+            "seq": seq,
+            "root_hash": root_hash,
+            "type": c.type,
+            "table": c.table,
+            "change": c.text,
+            "author": author,
+            "comment": comment,
+            "onchain_confirmed_at": confirmed_at,
+        }
+        for seq, c in enumerate(plan.changes)
+    ] or [
+        {
+            "org_uid": org_uid,
+            "registry_id": registry_id,
+            "generation": generation,
+            "seq": 0,
+            "root_hash": root_hash,
+            "type": NO_CHANGE,
+            "table": None,
+            "change": None,
+            "author": author,
+            "comment": comment,
+            "onchain_confirmed_at": confirmed_at,
+        }
+    ]
     records = [
         (c.table, c.record_key, None if c.type == DELETE else c.text)
         for c in plan.changes
@@ -1130,6 +1142,9 @@ async def _max_generation(session: AsyncSession, registry_id: str) -> int | None
     ).scalar_one_or_none()
     return None if value is None else int(value)
 
+
+#: The bulk audit insert: created_at is the database's clock (one bind less per row).
+_INSERT_AUDIT = sa.insert(_AUDIT).values(created_at=sa.func.current_timestamp())
 
 _DELETE_RECORD = (
     sa.delete(_RECORDS)
