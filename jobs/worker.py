@@ -17,7 +17,7 @@ from typing import Any
 
 from arq.worker import Function, func
 
-from jobs import mirrors, organizations, sync, system
+from jobs import home_organization, mirrors, organizations, sync, system
 from jobs.queue import ArqQueue
 from jobs.scheduler import Periodic, run_scheduler
 from services.config import ServiceSettings
@@ -44,6 +44,9 @@ def functions() -> list[Function]:
             keep_result=0,
         ),
         func(organizations.resume_pending_imports, name=RESUME_IMPORTS_JOB, keep_result=0),
+        func(home_organization.create_home_organization, name="create_home_organization"),
+        func(home_organization.upgrade_home_organization, name="upgrade_home_organization"),
+        func(home_organization.clean_up_failed_org, name="clean_up_failed_org", keep_result=60),
         # Sync and mirrors: keep_result=0 so each (per-organization) job id frees at once.
         func(sync.sync_registries, name=sync.SYNC_REGISTRIES_JOB, keep_result=0),
         func(sync.sync_organization, name=sync.SYNC_ORGANIZATION_JOB, keep_result=0),
@@ -60,6 +63,10 @@ def periodic_tasks() -> list[Periodic]:
         Periodic(
             RESUME_IMPORTS_JOB,
             lambda settings: settings.default_organizations_sync_task_interval,
+        ),
+        Periodic(
+            "clean_up_failed_org",
+            lambda settings: settings.clean_up_failed_org_task_interval,
         ),
         Periodic(sync.SYNC_REGISTRIES_JOB, lambda s: s.sync_registries_task_interval),
         Periodic(sync.ORGANIZATION_META_SYNC_JOB, lambda s: s.organization_meta_sync_task_interval),

@@ -6,6 +6,7 @@ from strawberry.tools import merge_types
 
 from schema.creation import CreationQuery, CreationSubscription
 from schema.health import HealthQuery
+from schema.home_organization import HomeOrganizationMutation
 from schema.lock import LockQuery, LockSubscription
 from schema.mirror_operations import MirrorMutation, MirrorQuery
 from schema.organization_operations import OrganizationMutation
@@ -18,7 +19,7 @@ Query = merge_types(
     (HealthQuery, CreationQuery, LockQuery, OrganizationQuery, SyncQuery, MirrorQuery),
 )
 
-Mutation = merge_types("Mutation", (OrganizationMutation, MirrorMutation))
+Mutation = merge_types("Mutation", (HomeOrganizationMutation, OrganizationMutation, MirrorMutation))
 
 #: Each domain adds its part here (e.g. a SyncSubscription with syncProgress).
 Subscription = merge_types(
