@@ -1,9 +1,10 @@
 """Edit the home organization's profile and metadata (cadt-domain 3.10, V2 behaviour).
 
-The org store is read at its local root, each changed key becomes delete + insert (a bare
-insert of an existing key fails on Chia), the changelist is pushed to DataLayer, and the
-database row is updated at once: `name`/`icon` columns, and `meta_<key>` entries merged into the
-metadata JSON. The org-meta sync later confirms them from DataLayer.
+The shared `services.upstream.write_store_data` reads the org store, turns each changed key into
+delete + insert (a bare insert of an existing key fails on Chia) and pushes the changelist with
+the pending-root handling and push-when-available of cadt-domain 4.2/6.3. The database row is
+updated right after: `name`/`icon` columns, and `meta_<key>` entries merged into the metadata
+JSON (keys keep the prefix there). The org-meta sync later confirms them from DataLayer.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.chia import Change, text_to_hex
+from services.chia import ChiaRpcError
 from services.container import Services
 from services.db.models import Organization, utcnow
 from services.errors import InvalidInput, PreconditionFailed
 from services.organizations import records
 from services.organizations.outcomes import OrganizationOutcome
-from services.organizations.stores import read_store, upstream
+from services.upstream import upstream_failure, write_store_data
 
 logger = logging.getLogger(__name__)
 
@@ -88,42 +89,29 @@ def metadata_changes(entries: Sequence[tuple[str, str]]) -> dict[str, str]:
     return changes
 
 
-def changelist_for(current: dict[str, str], changes: dict[str, str]) -> list[Change]:
-    """delete + insert for each key whose value differs (insert alone for a new key)."""
-    changelist: list[Change] = []
-    for key, value in changes.items():
-        if current.get(key) == value:
-            continue
-        if key in current:
-            changelist.append(Change.delete(text_to_hex(key)))
-        changelist.append(Change.insert(text_to_hex(key), text_to_hex(value)))
-    return changelist
-
-
 async def edit_home_organization(
     services: Services, changes: dict[str, str]
 ) -> OrganizationOutcome:
-    """Write `changes` (org-store key -> text) to the home organization's store and row."""
+    """Write `changes` (org-store key -> text) to the home organization's store and row.
+
+    Returns once DataLayer accepted the changelist (not once it confirmed). A write of the
+    previous edit that is still pending is waited for first (push-when-available), so edits in
+    a row all land; the changelist is computed from the store as it is when pushed.
+    """
     version = services.settings.data_model_version.value
     async with services.db.session() as session:
         home = await records.find_home_row(session, version)
     if home is None:
         raise PreconditionFailed("There is no home organization on this node")
-    current = await read_store(services, home.org_uid)
-    changelist = changelist_for(current, changes)
-    if changelist:
-        await push_changelist(services, home.org_uid, changelist)
-    updated = await _update_row(services, home.org_uid, changes)
-    message = UPDATING_MESSAGE if changelist else UNCHANGED_MESSAGE
-    return OrganizationOutcome.of_row(message, updated or home)
-
-
-async def push_changelist(services: Services, store_id: str, changelist: list[Change]) -> None:
-    """Push a changelist to an owned store."""
-    with upstream(f"Could not update store {store_id}"):
-        await services.datalayer.batch_update(
-            store_id, changelist, fee=services.settings.default_fee
+    try:
+        pushed = await write_store_data(
+            services, home.org_uid, changes, wait_for_confirmation=False
         )
+    except ChiaRpcError as error:
+        raise upstream_failure(error, context=f"Could not update store {home.org_uid}") from error
+    updated = await _update_row(services, home.org_uid, changes)
+    message = UPDATING_MESSAGE if pushed else UNCHANGED_MESSAGE
+    return OrganizationOutcome.of_row(message, updated or home)
 
 
 async def _update_row(

@@ -19,7 +19,6 @@ from services.chia import (
     ChiaRpcError,
     has_error_kind,
     hex_to_text,
-    is_coin_shortage_error,
     is_invalid_launcher_error,
     is_no_generations_error,
     is_no_subscription_error,
@@ -30,11 +29,11 @@ from services.chia import (
 from services.container import Services
 from services.errors import (
     DomainError,
-    UpstreamCode,
     UpstreamFailure,
     UpstreamServiceName,
 )
 from services.mirrors import MirrorAddStatus
+from services.upstream import upstream_failure as shared_upstream_failure
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +47,8 @@ class StoreNotOnChain(DomainError):
 
 
 def upstream_failure(error: ChiaRpcError, action: str) -> UpstreamFailure:
-    """The UpstreamFailure for a Chia error met while doing `action`."""
-    wallet_side = error.service == "wallet" or has_error_kind(
-        error, ChiaErrorKind.DL_WALLET_NOT_AVAILABLE
-    )
-    if has_error_kind(error, ChiaErrorKind.WALLET_NOT_SYNCED):
-        code = UpstreamCode.WALLET_NOT_SYNCED
-        wallet_side = True
-    elif is_coin_shortage_error(error):
-        code = UpstreamCode.INSUFFICIENT_FUNDS
-        wallet_side = True
-    else:
-        code = UpstreamCode.UPSTREAM_UNAVAILABLE
-    service = UpstreamServiceName.WALLET if wallet_side else UpstreamServiceName.DATALAYER
-    return UpstreamFailure(f"{action}: {error.message}", code=code, service=service)
+    """The UpstreamFailure for a Chia error met while doing `action` (the shared mapping)."""
+    return shared_upstream_failure(error, context=action)
 
 
 @contextlib.contextmanager
