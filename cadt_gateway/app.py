@@ -141,7 +141,11 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
             datalayer=datalayer,
             wallet=wallet,
             queue=ArqQueue(pool),
-            lock=OrgOperationLock(pool, ttl_seconds=settings.lock_ttl_seconds),
+            lock=OrgOperationLock(
+                pool,
+                ttl_seconds=settings.lock_ttl_seconds,
+                heartbeat_timeout_seconds=settings.lock_heartbeat_timeout_seconds,
+            ),
             events=events,
             poll_interval=settings.effective_poll_interval,
             embedded=embedded,

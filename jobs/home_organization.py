@@ -28,14 +28,16 @@ async def create_home_organization(
     ctx: dict[str, Any], token: str, name: str, icon: str | None
 ) -> str:
     """Run or resume the home-organization creation under `token`."""
-    return await home_organization.run_creation_job(
-        _services(ctx), token=token, name=name, icon=icon
-    )
+    services = _services(ctx)
+    async with services.lock.keep_alive(token, interval=services.settings.lock_heartbeat_seconds):
+        return await home_organization.run_creation_job(services, token=token, name=name, icon=icon)
 
 
 async def upgrade_home_organization(ctx: dict[str, Any], token: str) -> str:
     """Run or resume the V1 to V2 upgrade under `token`."""
-    return await home_organization.run_upgrade_job(_services(ctx), token=token)
+    services = _services(ctx)
+    async with services.lock.keep_alive(token, interval=services.settings.lock_heartbeat_seconds):
+        return await home_organization.run_upgrade_job(services, token=token)
 
 
 async def clean_up_failed_org(ctx: dict[str, Any]) -> str:

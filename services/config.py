@@ -81,7 +81,12 @@ class ServiceSettings(BaseModel):
         1800, gt=0, description="Reconcile organization rows with DataLayer."
     )
     clean_up_failed_org_task_interval: float = Field(
-        604800, gt=0, description="Start-up recovery of interrupted creations (and re-check)."
+        60,
+        gt=0,
+        description=(
+            "Recovery check of interrupted creations (also run at worker start). CADT checks "
+            "weekly; the check is one read, so a killed worker's creation resumes in minutes."
+        ),
     )
     worker_heartbeat_interval: float = Field(
         10, gt=0, description="How often each worker records its heartbeat in Redis."
@@ -89,6 +94,17 @@ class ServiceSettings(BaseModel):
 
     # --- org-operation lock ------------------------------------------------------------------
     lock_ttl_seconds: float = Field(3600, gt=0, description="Org-operation lock TTL (L7).")
+    lock_heartbeat_seconds: float = Field(
+        10, gt=0, description="How often a running org operation renews its lock heartbeat."
+    )
+    lock_heartbeat_timeout_seconds: float = Field(
+        90,
+        ge=0,
+        description=(
+            "A lock holder silent this long (a killed worker) may be taken over before the TTL; "
+            "0 keeps CADT's TTL-only takeover."
+        ),
+    )
 
     # --- creation, confirmation and push (cadt-domain.md section 6) -------------------------
     creation_max_retries: int = Field(3, ge=1, description="Resume attempts of a creation.")

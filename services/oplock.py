@@ -11,15 +11,18 @@ Rules L1-L14 of cadt-domain.md section 5, moved from CADT's in-memory lock into 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 import services.events as events
 from services.domain import LockSnapshot
@@ -34,14 +37,20 @@ SEQUENCE_KEY = "cadt:oplock:seq"
 TOKEN_PREFIX = "orglock-"
 INITIAL_STATUS = "Starting..."
 
-# KEYS: holder, sequence. ARGV: label, now_ms, ttl_ms, started_at_iso, channel.
+# KEYS: holder, sequence. ARGV: label, now_ms, ttl_ms, started_at_iso, channel, silence_ms.
 # Returns {token, stale_holder_json_or_false} or false when the lock is held.
+# A holder is stale at the TTL (L7) or, beyond CADT, once its heartbeats stopped for silence_ms
+# (a killed worker) when silence_ms > 0.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 local stale = false
 if current then
   local holder = cjson.decode(current)
-  if tonumber(ARGV[2]) - tonumber(holder.started_ms) < tonumber(ARGV[3]) then
+  local now = tonumber(ARGV[2])
+  local young = now - tonumber(holder.started_ms) < tonumber(ARGV[3])
+  local silence = tonumber(ARGV[6])
+  local beating = silence <= 0 or now - tonumber(holder.beat_ms or holder.started_ms) < silence
+  if young and beating then
     return false
   end
   stale = current
@@ -49,7 +58,8 @@ end
 local fence = redis.call('INCR', KEYS[2])
 local token = 'orglock-' .. fence
 local holder = cjson.encode({token = token, fence = fence, label = ARGV[1],
-  status = 'Starting...', started_ms = tonumber(ARGV[2]), started_at = ARGV[4], org_uid = ''})
+  status = 'Starting...', started_ms = tonumber(ARGV[2]), started_at = ARGV[4], org_uid = '',
+  beat_ms = tonumber(ARGV[2])})
 redis.call('SET', KEYS[1], holder)
 redis.call('PUBLISH', ARGV[5], cjson.encode({kind = 'STARTED', holder = cjson.decode(holder),
   at_ms = tonumber(ARGV[2])}))
@@ -69,6 +79,17 @@ if ARGV[3] ~= '' then holder.org_uid = ARGV[3] end
 redis.call('SET', KEYS[1], cjson.encode(holder))
 redis.call('PUBLISH', ARGV[5], cjson.encode({kind = 'PROGRESS', holder = holder,
   at_ms = tonumber(ARGV[4])}))
+return 1
+"""
+
+# KEYS: holder. ARGV: token, now_ms. Returns 1 when the token holds the lock (heartbeat stored).
+_HEARTBEAT = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local holder = cjson.decode(current)
+if holder.token ~= ARGV[1] then return 0 end
+holder.beat_ms = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], cjson.encode(holder))
 return 1
 """
 
@@ -103,6 +124,7 @@ class Holder:
     status: str
     started_at: datetime
     org_uid: str | None
+    beat_ms: int = 0
 
     @property
     def fence(self) -> int:
@@ -123,6 +145,7 @@ class Holder:
             status=str(data["status"]),
             started_at=datetime.fromtimestamp(int(data["started_ms"]) / 1000, UTC),
             org_uid=str(data.get("org_uid") or "") or None,
+            beat_ms=int(data.get("beat_ms") or data["started_ms"]),
         )
 
 
@@ -134,14 +157,17 @@ class OrgOperationLock:
         redis: Redis,
         *,
         ttl_seconds: float,
+        heartbeat_timeout_seconds: float = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_seconds * 1000)
+        self.silence_ms = int(heartbeat_timeout_seconds * 1000)
         self.clock = clock
         self._acquire = redis.register_script(_ACQUIRE)
         self._update = redis.register_script(_UPDATE)
         self._release = redis.register_script(_RELEASE)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
 
     def _channel(self) -> str:
         return events.wire_channel(self.redis, OPERATION_CHANNEL)
@@ -155,7 +181,7 @@ class OrgOperationLock:
         started_at = datetime.fromtimestamp(now_ms / 1000, UTC).isoformat()
         result = await self._acquire(
             keys=[HOLDER_KEY, SEQUENCE_KEY],
-            args=[label, now_ms, self.ttl_ms, started_at, self._channel()],
+            args=[label, now_ms, self.ttl_ms, started_at, self._channel(), self.silence_ms],
         )
         if not result:
             return None
@@ -164,14 +190,20 @@ class OrgOperationLock:
         if stale:
             previous = Holder.from_json(stale)
             age = (now_ms - previous.started_at.timestamp() * 1000) / 1000
+            silent = (now_ms - previous.beat_ms) / 1000
+            reason = (
+                f"TTL {self.ttl_ms / 1000:.0f} s"
+                if age * 1000 >= self.ttl_ms
+                else f"no heartbeat for {silent:.0f} s"
+            )
             logger.warning(
                 "org-operation lock: took over from stale holder %r (status %r, token %s) "
-                "after %.0f s (TTL %.0f s)",
+                "after %.0f s (%s)",
                 previous.label,
                 previous.status,
                 previous.token,
                 age,
-                self.ttl_ms / 1000,
+                reason,
             )
         return token
 
@@ -192,6 +224,31 @@ class OrgOperationLock:
         )
         # Shielded: a cancelled job must still delete its own key (redis-py 5 lacks that fix).
         return int(await asyncio.shield(call)) == 1
+
+    async def heartbeat(self, token: str) -> bool:
+        """Record that the holder of `token` is alive; False when it no longer holds the lock."""
+        return int(await self._heartbeat(keys=[HOLDER_KEY], args=[token, self._now_ms()])) == 1
+
+    @asynccontextmanager
+    async def keep_alive(self, token: str, *, interval: float) -> AsyncIterator[None]:
+        """Send heartbeats for `token` every `interval` seconds while the block runs."""
+
+        async def beat() -> None:
+            while True:
+                try:
+                    if not await self.heartbeat(token):
+                        return  # superseded: fenced writes will stop the job
+                except RedisError:
+                    logger.warning("lock heartbeat for %s failed; retrying", token)
+                await asyncio.sleep(interval)
+
+        task = asyncio.create_task(beat(), name=f"lock-heartbeat-{token}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await task
 
     async def holder(self) -> Holder | None:
         """The full current holder record, or None when free."""

@@ -176,3 +176,39 @@ async def test_every_change_is_published_and_identical_statuses_are_dropped(lock
         ("PROGRESS", "Creating stores on blockchain", "ab" * 32),
         ("FAILED", "Creating stores on blockchain", "ab" * 32),
     ]
+
+
+async def test_a_silent_holder_is_taken_over_before_the_ttl(redis_client, clock, caplog):
+    lock = OrgOperationLock(
+        redis_client, ttl_seconds=TTL, heartbeat_timeout_seconds=60, clock=clock
+    )
+    token = await lock.try_acquire("V2 organization creation")
+    clock.now += 59
+    assert await lock.try_acquire("V2 organization recovery") is None
+    assert await lock.heartbeat(token)
+    clock.now += 59  # 118 s after the start, 59 s after the last heartbeat: still alive
+    assert await lock.try_acquire("V2 organization recovery") is None
+    clock.now += 2  # 61 s of silence: a killed worker
+    with caplog.at_level(logging.WARNING, logger="services.oplock"):
+        recovery = await lock.try_acquire("V2 organization recovery")
+    assert recovery
+    assert "no heartbeat for 61 s" in caplog.text
+    assert await lock.heartbeat(token) is False
+
+
+async def test_keep_alive_renews_the_heartbeat_until_the_block_ends(redis_client):
+    lock = OrgOperationLock(redis_client, ttl_seconds=TTL, heartbeat_timeout_seconds=60)
+    token = await lock.try_acquire("V2 organization creation")
+    first = (await lock.holder()).beat_ms
+    async with lock.keep_alive(token, interval=0.01):
+        for _ in range(200):
+            if (await lock.holder()).beat_ms > first:
+                break
+            await asyncio.sleep(0.01)
+    assert (await lock.holder()).beat_ms > first
+
+
+async def test_without_a_heartbeat_timeout_only_the_ttl_takes_over(lock, clock):
+    await lock.try_acquire("V2 organization creation")
+    clock.now += TTL - 1
+    assert await lock.try_acquire("V2 organization recovery") is None
