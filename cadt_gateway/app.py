@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import SSETransport
 from strawberry.schema import BaseSchema
@@ -50,18 +48,25 @@ from strawberry.types.unset import UNSET, UnsetType
 import schema as graphql_schema
 from cadt_gateway.auth import API_KEY_HEADER, API_KEY_PARAM, ApiKeyMiddleware, api_key_matches
 from cadt_gateway.embedded_redis import EmbeddedRedis
+from cadt_gateway.errors import GatewaySchema
+from cadt_gateway.http_guard import JsonHTTPErrors, RequestGuard
+from cadt_gateway.limits import QueryLimits, install_list_input_caps, limit_extensions
+from cadt_gateway.metrics import MetricsExtension, instrument_worker, metrics_endpoint
+from cadt_gateway.ratelimit import RateLimitMiddleware
+from cadt_gateway.request_id import REQUEST_ID_HEADER, RequestContextMiddleware
 from cadt_gateway.settings import Settings, SimulatorSeed
 from jobs.queue import ArqQueue
 from jobs.worker import worker_options
 from resolvers.context import Context
 from schema.fanout import LastMapped
+from schema.root import Mutation
 from services.chia import build_chia_clients
 from services.config import CADT_DEFAULT_GOVERNANCE_BODY_ID
 from services.container import Services
 from services.db.engine import Database
 from services.db.migrate import migrate
 from services.events import EventHub
-from services.health import check_health
+from services.health import check_readiness
 from services.oplock import OrgOperationLock
 
 logger = logging.getLogger(__name__)
@@ -161,11 +166,13 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
 
         if run_worker:
             node.worker = Worker(
-                **worker_options(
-                    settings=settings,
-                    job_timeout=settings.job_timeout_seconds,
-                    max_tries=settings.job_max_tries,
-                    build_services=_existing(services),
+                **instrument_worker(
+                    worker_options(
+                        settings=settings,
+                        job_timeout=settings.job_timeout_seconds,
+                        max_tries=settings.job_max_tries,
+                        build_services=_existing(services),
+                    )
                 ),
                 # Its own pool: Worker.close() closes the pool it runs on.
                 redis_settings=RedisSettings.from_dsn(redis_url),
@@ -281,8 +288,11 @@ class KeepAliveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().shutdown()
 
 
-class GatewayGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our per-request context and the API key on WebSockets."""
+class GatewayGraphQL(JsonHTTPErrors, GraphQL[Context, None]):
+    """Strawberry's ASGI app with our per-request context and the API key on WebSockets.
+
+    JsonHTTPErrors (cadt_gateway/http_guard.py) answers malformed requests with JSON errors.
+    """
 
     graphql_transport_ws_handler_class = KeepAliveTransportWSHandler
 
@@ -391,9 +401,13 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
                 gc.unfreeze()  # collectable again: tests start many apps in one process
 
     # Factories, not instances: a fresh extension per request, the LRU caches are module-wide.
+    # The limits run before validation (cadt_gateway/limits.py); errors: cadt_gateway/errors.py.
+    install_list_input_caps(Mutation)
     schema = graphql_schema.build_schema(
-        extensions=[partial(ParserCache, maxsize=1000), partial(ValidationCache, maxsize=1000)]
+        extensions=[MetricsExtension, *limit_extensions(QueryLimits.from_settings(settings))],
+        schema_class=GatewaySchema,
     )
+    schema.mask_unexpected_errors = settings.masks_errors  # type: ignore[attr-defined]
     transport_options: dict[str, Any] = {
         "api_key": settings.api_key,
         "keep_alive_seconds": settings.ws_keep_alive_seconds,
@@ -405,7 +419,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
     }
     # WebSockets speak graphql-transport-ws only (the legacy graphql-ws protocol is refused).
     graphql_app = GatewayGraphQL(
-        schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), **transport_options
+        schema,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        **transport_options,
     )
     # For clients that cannot open WebSockets: graphql-sse, distinct connections mode.
     stream_app = EventStreamOnly(
@@ -425,40 +442,50 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        health = await check_health(request.state.services)
-        parts = {
-            "database": health.database,
-            "redis": health.redis,
-            "worker": health.worker,
-        }
+        parts = await check_readiness(request.state.services)
         ready = all(part.state.value == "UP" for part in parts.values())
         body = {name: {"state": p.state.value, "detail": p.detail} for name, p in parts.items()}
         return JSONResponse({"ready": ready, **body}, status_code=200 if ready else 503)
 
+    # Outermost first: request id and metrics, CORS, rate limit, API key, method/type/size.
     middleware = [
+        Middleware(RequestContextMiddleware, known_paths=KNOWN_PATHS),
+        Middleware(
+            RateLimitMiddleware,
+            requests=settings.effective_rate_limit_requests,
+            window_seconds=settings.rate_limit_window_seconds,
+            api_key=settings.api_key,
+            trusted_proxies=settings.trusted_proxies,
+            paths=GRAPHQL_HTTP_PATHS,
+        ),
         Middleware(ApiKeyMiddleware, api_key=settings.api_key, paths=GRAPHQL_HTTP_PATHS),
+        Middleware(RequestGuard, paths=GRAPHQL_HTTP_PATHS, max_body_bytes=settings.max_body_bytes),
     ]
     if settings.allowed_origins:
-        # Outermost, so that preflights and 401s carry the CORS headers too.
+        # Outside the refusals, so that preflights, 401s and 429s carry the CORS headers too.
         middleware.insert(
-            0,
+            1,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.allowed_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["content-type", "accept", API_KEY_HEADER],
+                allow_headers=["content-type", "accept", API_KEY_HEADER, REQUEST_ID_HEADER],
+                expose_headers=[REQUEST_ID_HEADER, "retry-after"],
                 max_age=600,
             ),
         )
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Route("/graphql/stream", stream_app, methods=["POST"]),
+    ]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint))
     return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_app),
-            Route("/graphql/stream", stream_app, methods=["POST"]),
-        ],
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )
@@ -466,3 +493,5 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
 
 #: HTTP paths that need the API key.
 GRAPHQL_HTTP_PATHS = ("/graphql", "/graphql/stream")
+#: Route labels of cadt_http_requests_total (anything else counts as `other`).
+KNOWN_PATHS = ("/", "/healthz", "/readyz", "/metrics", *GRAPHQL_HTTP_PATHS)

@@ -68,19 +68,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.value,
         lifespan="on",
         ws="websockets-sansio",
+        ws_max_size=settings.max_body_bytes,
         proxy_headers=False,
     )
     uvicorn.Server(config).run()
     return 0
 
 
-def cmd_worker(_: argparse.Namespace) -> int:
+def cmd_worker(args: argparse.Namespace) -> int:
     """Run one arq worker process until SIGINT/SIGTERM."""
     from cadt_gateway.logs import configure_logging
     from cadt_gateway.worker import run_worker
 
     settings = _settings()
     configure_logging(settings.log_level.value, json_lines=settings.log_json)
+    if args.metrics_port:
+        from cadt_gateway.metrics import serve_worker_metrics
+
+        serve_worker_metrics(args.metrics_port, args.metrics_host)
     asyncio.run(run_worker(settings))
     return 0
 
@@ -124,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     worker = sub.add_parser("worker", help="run an arq worker process")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve this worker's Prometheus metrics on this port (default: none)",
+    )
+    worker.add_argument("--metrics-host", default="0.0.0.0", help="bind address of --metrics-port")
     worker.set_defaults(handler=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from arq.worker import Worker
 
 from cadt_gateway.app import open_node
+from cadt_gateway.metrics import instrument_worker
 from cadt_gateway.settings import Settings
 from jobs.worker import worker_options
 from services.container import Services
@@ -18,11 +19,13 @@ async def run_worker(settings: Settings) -> None:
             return node.services
 
         worker = Worker(
-            **worker_options(
-                settings=settings,
-                job_timeout=settings.job_timeout_seconds,
-                max_tries=settings.job_max_tries,
-                build_services=existing,
+            **instrument_worker(
+                worker_options(
+                    settings=settings,
+                    job_timeout=settings.job_timeout_seconds,
+                    max_tries=settings.job_max_tries,
+                    build_services=existing,
+                )
             ),
             redis_settings=node.redis_settings,
             handle_signals=True,

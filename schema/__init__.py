@@ -15,9 +15,14 @@ from schema.scalars import SCALAR_MAP
 
 def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
+    *,
+    schema_class: type[strawberry.Schema] = strawberry.Schema,
 ) -> strawberry.Schema:
-    """The schema with the given extension classes or factories (the app adds caches)."""
-    return strawberry.Schema(
+    """The schema with the given extension classes or factories (the app adds caches).
+
+    `schema_class` lets the app choose how errors are processed (cadt_gateway.errors).
+    """
+    return schema_class(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

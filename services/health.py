@@ -110,3 +110,17 @@ async def check_health(services: Services) -> NodeHealth:
         wallet=wallet,
         worker=worker,
     )
+
+
+async def check_readiness(services: Services) -> dict[str, PartHealth]:
+    """What /readyz needs: the database, Redis and a worker heartbeat (never the Chia RPC).
+
+    A node whose Chia services are down still serves reads from its database, so it stays
+    ready; `Query.health` reports the upstream separately.
+    """
+    database, redis, worker = await asyncio.gather(
+        _probe("database", _database(services)),
+        _probe("redis", _redis(services)),
+        _probe("worker", _worker(services)),
+    )
+    return {"database": database, "redis": redis, "worker": worker}
