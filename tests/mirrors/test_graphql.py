@@ -37,12 +37,15 @@ async def start(
 
 
 def remote_store(simulator: Any) -> str:
-    return create_owned_store(
+    """A store of key 1 the node subscribes to (Chia lists mirrors of tracked stores only)."""
+    store = create_owned_store(
         simulator.state,
         OWNER_KEY,
         [[insert("unit|a", {"a": 1})]],
         mirror_urls=["http://127.0.0.1:8575"],
     )
+    simulator.state.subscribe(simulator.state.key(0), store, [])
+    return store
 
 
 async def until_listed(node: GraphQLClient, store: str, predicate: Any) -> list[dict[str, Any]]:

@@ -37,6 +37,13 @@ def our_mirror_count(chain: Chain, store_id: str, url: str = URL) -> int:
     )
 
 
+def tracked_store(chain: Chain, mirror_urls: tuple[str, ...] = (MIRROR_URL,)) -> str:
+    """A store of key 1 that this node subscribes to (Chia lists mirrors of tracked stores)."""
+    store = chain.create_store([[insert("unit|a", {})]], mirror_urls=mirror_urls)
+    chain.subscribe(store)
+    return store
+
+
 def governance_body(chain: Chain, version_key: str = "v2") -> tuple[str, str]:
     """A main governance store {version_key: <version store>} owned by key 1."""
     version_store = chain.create_store([[insert("orgList", [])]], mirror_urls=())
@@ -155,7 +162,7 @@ async def test_an_existing_mirror_is_not_added_again_scenario_29(
     chain: Chain, make_services: Callable[..., Services], spy_on: Callable[[Services], Spy]
 ):
     # given get_mirrors(S) already lists launcher S with url U (another wallet's mirror)
-    store = chain.create_store([[insert("unit|a", {})]], mirror_urls=(URL,))
+    store = tracked_store(chain, (URL,))
     services = make_services(datalayer_file_server_url=URL)
     spy = spy_on(services)
 
@@ -170,7 +177,7 @@ async def test_concurrent_workers_add_one_mirror_scenario_29(
     chain: Chain, make_services: Callable[..., Services]
 ):
     # two workers (two Services on one Redis) race for the same (store, url)
-    store = chain.create_store([[insert("unit|a", {})]], mirror_urls=())
+    store = tracked_store(chain, ())
     workers = [make_services(datalayer_file_server_url=URL) for _ in range(4)]
 
     results = await asyncio.gather(*(add_mirror(w, store, URL) for w in workers))
@@ -178,7 +185,9 @@ async def test_concurrent_workers_add_one_mirror_scenario_29(
     statuses = sorted(r.status.value for r in results)
     assert statuses.count(MirrorAddStatus.ADDED.value) == 1
     assert our_mirror_count(chain, store) == 1
-    # later runs see it and never add a second one
+    # while the new coin is pending (not listed yet) the claim keeps the others off
+    assert (await add_mirror(workers[1], store, URL)).status is MirrorAddStatus.IN_FLIGHT
+    # once confirmed, every run sees it and never adds a second one
     chain.state.farm_block()
     assert (await add_mirror(workers[0], store, URL)).status is MirrorAddStatus.EXISTS
     assert our_mirror_count(chain, store) == 1
@@ -232,8 +241,9 @@ async def test_the_check_covers_home_and_subscribed_stores_and_fills_the_table(
     home_registry = chain.create_store([], owner=LOCAL, mirror_urls=())
     home = chain.create_store([[insert("name", "Home")]], owner=LOCAL, mirror_urls=())
     await add_organization(database, org_uid=home, registry_id=home_registry, is_home=True)
-    remote_registry = chain.create_store([[insert("unit|a", {})]])
+    remote_registry = tracked_store(chain)
     remote = chain.create_store([[insert("name", "Remote")]])
+    chain.subscribe(remote)
     await add_organization(database, org_uid=remote, registry_id=remote_registry)
 
     # external stores only with AUTO_MIRROR_EXTERNAL_STORES
@@ -255,7 +265,7 @@ async def test_the_check_covers_home_and_subscribed_stores_and_fills_the_table(
 async def test_remove_only_our_mirror_of_that_store(
     chain: Chain, database: Database, make_services: Callable[..., Services]
 ):
-    store = chain.create_store([[insert("unit|a", {})]])  # has the owner's mirror
+    store = tracked_store(chain)  # has the owner's mirror
     services = make_services(datalayer_file_server_url=URL)
     await add_mirror(services, store, URL)
     chain.state.farm_block()
@@ -283,7 +293,7 @@ async def test_remove_only_our_mirror_of_that_store(
 async def test_list_mirrors_reads_datalayer_once_when_the_table_is_empty(
     chain: Chain, make_services: Callable[..., Services], spy_on: Callable[[Services], Spy]
 ):
-    store = chain.create_store([[insert("unit|a", {})]])
+    store = tracked_store(chain)
     services = make_services()
     spy = spy_on(services)
     first = await mirrors.list_mirrors(services, store)
