@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -49,6 +50,56 @@ os.environ["CADT_TEST_REDIS_URL"] = TEST_REDIS_URL
 TEST_DATABASE_URL = os.environ.get("CADT_TEST_DATABASE_URL")
 
 DATABASES = ["sqlite"] + (["postgres"] if TEST_DATABASE_URL else [])
+
+
+# ---------------------------------------------------------------------------- secrets in logs
+#: Values that must never appear in a log record of the whole run (tests add theirs with
+#: register_secret before using them; keep them distinctive so a match is never a coincidence).
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> str:
+    """Remember a secret a test uses; the session fails if any log record contains it."""
+    if len(value) >= 8:
+        _SECRETS.add(value)
+    return value
+
+
+class SecretLeakHandler(logging.Handler):
+    """Collects every log record (INFO and up) that contains a registered secret."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.leaks: list[str] = []
+        self.formatter_ = logging.Formatter("%(name)s %(levelname)s %(message)s")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _SECRETS:
+            return
+        try:
+            text = self.formatter_.format(record)
+            text += " " + " ".join(str(value) for value in record.__dict__.values())
+        except Exception:  # a record that cannot format is not a leak
+            return
+        for secret in _SECRETS:
+            if secret in text:
+                self.leaks.append(f"{record.name}: {record.getMessage()[:200]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs() -> Iterator[SecretLeakHandler]:
+    """Every record of the run is checked for the registered secrets; a leak fails the run."""
+    handler = SecretLeakHandler()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert not handler.leaks, f"secrets in {len(handler.leaks)} log record(s): {handler.leaks[:5]}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
