@@ -17,11 +17,14 @@ from typing import Any
 
 from arq.worker import Function, func
 
-from jobs import home_organization, mirrors, organizations, sync, system
+from jobs import governance, home_organization, mirrors, organizations, sync, system
 from jobs.queue import ArqQueue
 from jobs.scheduler import Periodic, run_scheduler
 from services.config import ServiceSettings
 from services.container import Services
+from services.governance import CREATE_JOB as GOVERNANCE_CREATE_JOB
+from services.governance import PUSH_JOB as GOVERNANCE_PUSH_JOB
+from services.governance import SYNC_JOB as GOVERNANCE_SYNC_JOB
 from services.organizations import FINISH_IMPORT_JOB, RESUME_IMPORTS_JOB
 from services.redis_keys import QUEUE_NAME, worker_health_key
 
@@ -54,6 +57,10 @@ def functions() -> list[Function]:
         func(sync.validate_organization_table, name=sync.RECONCILE_JOB, keep_result=0),
         func(sync.sync_default_organizations, name=sync.DEFAULT_ORGANIZATIONS_JOB, keep_result=0),
         func(mirrors.mirror_check, name=mirrors.MIRROR_CHECK_JOB, keep_result=0),
+        # Governance: fixed job ids (one creation, one push at a time); keep_result=0 frees them.
+        func(governance.create_governance_body, name=GOVERNANCE_CREATE_JOB, keep_result=0),
+        func(governance.push_governance_data, name=GOVERNANCE_PUSH_JOB, keep_result=0),
+        func(governance.sync_governance_body, name=GOVERNANCE_SYNC_JOB, keep_result=0),
     ]
 
 
@@ -75,6 +82,7 @@ def periodic_tasks() -> list[Periodic]:
             sync.DEFAULT_ORGANIZATIONS_JOB, lambda s: s.default_organizations_sync_task_interval
         ),
         Periodic(mirrors.MIRROR_CHECK_JOB, lambda s: s.mirror_check_task_interval),
+        Periodic(GOVERNANCE_SYNC_JOB, lambda s: s.governance_sync_task_interval),
     ]
 
 

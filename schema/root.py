@@ -5,6 +5,7 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.creation import CreationQuery, CreationSubscription
+from schema.governance import GovernanceMutation, GovernanceQuery
 from schema.health import HealthQuery
 from schema.home_organization import HomeOrganizationMutation
 from schema.lock import LockQuery, LockSubscription
@@ -16,10 +17,21 @@ from schema.sync import SyncSubscription
 
 Query = merge_types(
     "Query",
-    (HealthQuery, CreationQuery, LockQuery, OrganizationQuery, SyncQuery, MirrorQuery),
+    (
+        HealthQuery,
+        CreationQuery,
+        LockQuery,
+        OrganizationQuery,
+        SyncQuery,
+        MirrorQuery,
+        GovernanceQuery,
+    ),
 )
 
-Mutation = merge_types("Mutation", (HomeOrganizationMutation, OrganizationMutation, MirrorMutation))
+Mutation = merge_types(
+    "Mutation",
+    (HomeOrganizationMutation, OrganizationMutation, MirrorMutation, GovernanceMutation),
+)
 
 #: Each domain adds its part here (e.g. a SyncSubscription with syncProgress).
 Subscription = merge_types(
