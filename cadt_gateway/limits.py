@@ -51,9 +51,10 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import FieldExtension, ParserCache, SchemaExtension, ValidationCache
-from strawberry.types.base import StrawberryList, StrawberryOptional, StrawberryType
+from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 from strawberry.types.union import StrawberryUnion
+from strawberry.utils.str_converters import to_camel_case
 
 from cadt_gateway.settings import Settings
 from schema.errors import ErrorCode, ValidationError
@@ -455,13 +456,14 @@ class ListInputCap(FieldExtension):
     def __init__(self, *, default_limit: int = 100) -> None:
         super().__init__()
         self.default_limit = default_limit
-        self.list_arguments: list[tuple[str, StrawberryType | Any]] = []
+        #: (python name, GraphQL name) of each argument holding a list.
+        self.list_arguments: list[tuple[str, str]] = []
         self.returns_validation_error = False
 
     def apply(self, field: StrawberryField) -> None:
         """Remember which arguments hold lists and whether the result has ValidationError."""
         self.list_arguments = [
-            (argument.python_name, argument.type)
+            (argument.python_name, argument.graphql_name or to_camel_case(argument.python_name))
             for argument in field.arguments
             if _holds_list(argument.type)
         ]
@@ -474,8 +476,8 @@ class ListInputCap(FieldExtension):
         settings = getattr(info.context, "services", None)
         limit = getattr(getattr(settings, "settings", None), "max_list_input", None)
         limit = limit if isinstance(limit, int) else self.default_limit
-        for name, _ in self.list_arguments:
-            size = _longest_list(kwargs.get(name))
+        for python_name, name in self.list_arguments:
+            size = _longest_list(kwargs.get(python_name))
             if size > limit:
                 message = f"at most {limit} items per list (got {size} in {name})"
                 if self.returns_validation_error:

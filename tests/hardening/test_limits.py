@@ -199,3 +199,18 @@ async def test_connections_cap_first_at_the_page_size(node: Any) -> None:
         "{ organizations(first: -1) { edges { cursor } } }", expect_errors=True
     )
     assert body["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+
+async def test_governance_org_list_is_capped(start_node: Any, node_settings: Any) -> None:
+    node = await start_node(node_settings(max_list_input=2))
+    data = await node.execute(
+        "mutation($uids: [ID!]!) { setGovernanceOrgList(orgUids: $uids) {"
+        " __typename ... on ValidationError { field message } } }",
+        {"uids": ["a" * 64, "b" * 64, "c" * 64]},
+    )
+    result = data["setGovernanceOrgList"]
+    assert result == {
+        "__typename": "ValidationError",
+        "field": "orgUids",
+        "message": "at most 2 items per list (got 3 in orgUids)",
+    }
