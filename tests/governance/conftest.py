@@ -1,24 +1,28 @@
 """Governance test helpers: GraphQL documents, polling, bodies owned by other keys, node builders.
 
 Nodes that play a second role in one test (a governance node next to a subscriber) get their own
-data dir, their own SQLite file and their own embedded Redis, so their arq queues never mix.
+data dir, their own SQLite file and their own database on the test Redis server (claimed like
+the run's own database, see tests/conftest.py), so their arq queues never mix.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis.asyncio as aioredis
 
 from services.db.models import Meta
 from services.fencing import write_meta
 from services.simulator import EmbeddedSimulator, create_owned_store
 from services.simulator.seed import insert, upsert
+from tests.conftest import TEST_REDIS_URL
 
 T = TypeVar("T")
 
@@ -189,16 +193,54 @@ async def simulator(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[E
         yield sim
 
 
+#: Databases a run may claim on the test Redis server (tests/conftest.py uses the same range).
+CLAIMABLE_REDIS_DATABASES = range(1, 12)
+
+
 @pytest.fixture
-def own_node_settings(make_settings: Any, simulator: EmbeddedSimulator, tmp_path: Path) -> Any:
-    """Settings of a node with its own data dir, SQLite file and embedded Redis."""
+async def spare_redis_url() -> AsyncIterator[str]:
+    """Another, empty database on the test Redis server, claimed for this test only."""
+    base = TEST_REDIS_URL.rsplit("/", 1)[0]
+    own = int(TEST_REDIS_URL.rsplit("/", 1)[1] or 0)
+    registry = aioredis.Redis.from_url(f"{base}/0")
+    claimed: str | None = None
+    try:
+        for number in CLAIMABLE_REDIS_DATABASES:
+            key = f"cadt-test-claim:{number}"
+            if number != own and await registry.set(key, os.getpid(), nx=True, ex=3600):
+                claimed = key
+                break
+        if claimed is None:
+            pytest.fail("no free database on the test Redis server for a second node")
+        url = f"{base}/{claimed.rsplit(':', 1)[1]}"
+        client = aioredis.Redis.from_url(url)
+        await client.flushdb()
+        try:
+            yield url
+        finally:
+            await client.flushdb()
+            await client.aclose()
+    finally:
+        if claimed is not None:
+            await registry.delete(claimed)
+        await registry.aclose()
+
+
+@pytest.fixture
+def own_node_settings(
+    make_settings: Any, simulator: EmbeddedSimulator, tmp_path: Path, spare_redis_url: str
+) -> Any:
+    """Settings of a second node with its own data dir, SQLite file and Redis database.
+
+    One such node per test: every node built here shares the test's spare Redis database.
+    """
 
     def build(name: str, key: int, **overrides: Any) -> Any:
         folder = tmp_path / name
         values: dict[str, Any] = {
             "data_dir": folder,
             "database_url": f"sqlite+aiosqlite:///{folder / 'cadt.sqlite3'}",
-            "redis_url": None,
+            "redis_url": spare_redis_url,
             "datalayer_url": simulator.datalayer_url(key),
             "wallet_url": simulator.wallet_url(key),
             "certificate_folder_path": simulator.ssl_folder(key),

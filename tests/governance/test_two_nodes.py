@@ -3,7 +3,7 @@
 Node A (key 0) creates a governance body and publishes an org list, a pick list and a
 glossary; node B (key 1) subscribes, syncs, and discovers and syncs the listed organizations
 (owned by key 2); a later change A publishes reaches B. A has its own data dir, SQLite file and
-embedded Redis; B runs on the test database (SQLite, and PostgreSQL when configured) and Redis.
+Redis database; B runs on the test database (SQLite, and PostgreSQL when configured) and Redis.
 """
 
 from __future__ import annotations
