@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-chia lint format schema bench clean
+.PHONY: install run test test-chia conformance lint format schema bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: install
 ## The contract suite against the real chia-blockchain simulator stack.
 test-chia: install
 	tools/chia-sim/run-tests $(BIN)/pytest -m chia tests/contract $(PYTEST_ARGS)
+
+## Others' conformance suites (graphql-http audits, graphql-transport-ws probe) against live nodes.
+conformance: install
+	cd tools/conformance && npm ci --no-audit --no-fund
+	tools/conformance/run
 
 lint: install
 	$(BIN)/ruff check .
