@@ -75,3 +75,20 @@ def test_client_id_uses_the_key_hash_only_for_the_right_key() -> None:
     assert client_id(_scope("1.2.3.4", key="right-key-Pp2"), key, []).startswith("key:")
     assert "right-key" not in client_id(_scope("1.2.3.4", key="right-key-Pp2"), key, [])
     assert client_id(_scope("1.2.3.4", key="guess"), key, []) == "ip:1.2.3.4"
+
+
+async def test_websocket_handshakes_count_and_are_refused_over_the_limit(
+    serve_node: Any, node_settings: Any
+) -> None:
+    import websockets
+
+    from tests.lock.conftest import ws_session
+
+    live = await serve_node(node_settings(rate_limit_requests=1))
+    async with ws_session(live.ws_url) as session:
+        await session.init()
+    try:
+        async with ws_session(live.ws_url):
+            raise AssertionError("the second handshake was accepted")
+    except websockets.exceptions.InvalidStatus as refused:
+        assert refused.response.status_code == 403
