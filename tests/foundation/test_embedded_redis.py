@@ -62,3 +62,17 @@ def test_long_data_dirs_fall_back_to_a_short_socket_path(tmp_path: Path):
         client.close()
     finally:
         server.stop()
+
+
+def test_stop_shuts_the_server_down_even_with_clients_connected(tmp_path: Path):
+    server = EmbeddedRedis(tmp_path / "d")
+    url = server.start()
+    lingering = _client(url)
+    assert lingering.ping()
+    server.stop()
+    lingering.close()
+    try:
+        alive = _client(url).ping()
+    except redis.RedisError:
+        alive = False
+    assert not alive
