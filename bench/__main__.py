@@ -60,9 +60,9 @@ def table(results: list[Result]) -> str:
             ""
             if r.target is None
             else (
-                f"ratio <= {r.target:g}"
+                f"ratio {r.bound} {r.target:g}"
                 if r.target_kind == "ratio"
-                else f"<= {r.target:g} {r.unit}"
+                else f"{r.bound} {r.target:g} {r.unit}"
             )
         )
         ok = {True: "yes", False: "NO", None: "-"}[r.meets_target]

@@ -30,6 +30,8 @@ class Result:
     target: float | None = None
     #: "ratio": the target bounds value/baseline; "value": it bounds the value itself.
     target_kind: str = "ratio"
+    #: False: the target is an upper bound (times, memory); True: a lower bound (throughput).
+    higher_is_better: bool = False
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -43,15 +45,25 @@ class Result:
         if self.target is None:
             return None
         measured = self.ratio if self.target_kind == "ratio" else self.value
-        return measured <= self.target
+        return measured >= self.target if self.higher_is_better else measured <= self.target
+
+    @property
+    def bound(self) -> str:
+        """How the target bounds its figure: ">=" (at least) or "<=" (at most)."""
+        return ">=" if self.higher_is_better else "<="
 
     def as_json(self) -> dict[str, Any]:
         """The record of latest.json."""
         record = asdict(self)
         record.pop("target_kind")
+        record.pop("higher_is_better")
         record["ratio"] = round(self.ratio, 3)
         record["meets_target"] = self.meets_target
-        record["details"] = {"target_applies_to": self.target_kind, **self.details}
+        record["details"] = {
+            "target_applies_to": self.target_kind,
+            "target_is": self.bound,
+            **self.details,
+        }
         return {key: record[key] for key in RESULT_KEYS}
 
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
+from graphql import GraphQLFormattedError
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -42,7 +43,11 @@ from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    ErrorMessage,
+    SubscribeMessage,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 import schema as graphql_schema
@@ -52,6 +57,13 @@ from cadt_gateway.errors import GatewaySchema
 from cadt_gateway.http_guard import JsonHTTPErrors, RequestGuard
 from cadt_gateway.limits import QueryLimits, install_list_input_caps, limit_extensions
 from cadt_gateway.metrics import MetricsExtension, instrument_worker, metrics_endpoint
+from cadt_gateway.persisted import (
+    GraphQLFront,
+    QueryLayer,
+    open_query_layer,
+    query_layer_of,
+    resolve_subscribe,
+)
 from cadt_gateway.ratelimit import RateLimitMiddleware
 from cadt_gateway.request_id import REQUEST_ID_HEADER, RequestContextMiddleware
 from cadt_gateway.settings import Settings, SimulatorSeed
@@ -91,6 +103,8 @@ class Node:
     worker: Worker | None = None
     worker_task: asyncio.Task[None] | None = None
     details: dict[str, str] = field(default_factory=dict)
+    #: Persisted operations, data version and response cache (cadt_gateway/persisted.py).
+    query_layer: QueryLayer | None = None
 
 
 @asynccontextmanager
@@ -162,6 +176,10 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
             pool=pool,
             redis_settings=RedisSettings.from_dsn(redis_url),
             details=embedded,
+        )
+        # Before the worker: every process counts its database writes (the response cache).
+        node.query_layer = await stack.enter_async_context(
+            open_query_layer(settings, redis=pool, database=database)
         )
 
         if run_worker:
@@ -279,6 +297,20 @@ class KeepAliveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             while True:
                 await asyncio.sleep(interval)
                 await self.send_message({"type": "ping"})
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """Persisted operations hold for WebSocket operations too (cadt_gateway/persisted.py)."""
+        request = self.context.request
+        if self.connection_acknowledged and request is not None:
+            payload = cast(dict[str, Any], message["payload"])
+            refusal = await resolve_subscribe(query_layer_of(request.scope), payload)
+            if refusal is not None:
+                error = cast(GraphQLFormattedError, refusal.error)
+                await self.send_message(
+                    ErrorMessage(id=message["id"], type="error", payload=[error])
+                )
+                return
+        await super().handle_subscribe(message)
 
     async def shutdown(self) -> None:
         if self._pinger is not None:
@@ -435,6 +467,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
         )
     )
 
+    # Persisted operations and the response cache, in front of the HTTP views.
+    graphql_http = GraphQLFront(graphql_app, schema=schema._schema, settings=settings)
+    stream_http = GraphQLFront(stream_app, schema=schema._schema, settings=settings, cache=False)
+
     async def index(_: Request) -> Response:
         return RedirectResponse("/graphql")
 
@@ -478,9 +514,9 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
         Route("/", index),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/graphql", graphql_http, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
-        Route("/graphql/stream", stream_app, methods=["POST"]),
+        Route("/graphql/stream", stream_http, methods=["POST"]),
     ]
     if settings.metrics:
         routes.append(Route("/metrics", metrics_endpoint))

@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=cmd_export_schema)
 
+    from cadt_gateway.cli_operations import add_operations_parser
+
+    add_operations_parser(sub)
+
     try:
         from cadt_gateway.cli_simulator import add_simulator_parser
     except ImportError:  # the simulator subcommand arrives with the simulator package

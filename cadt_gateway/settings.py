@@ -45,6 +45,14 @@ class SimulatorSeed(StrEnum):
     NONE = "none"
 
 
+class PersistedOperationsMode(StrEnum):
+    """How clients may send operation ids instead of documents (CADT_PERSISTED_OPERATIONS)."""
+
+    OFF = "off"
+    APQ = "apq"
+    ALLOWLIST = "allowlist"
+
+
 class SettingsError(Exception):
     """A setting has a bad value; the message is one line naming the variable."""
 
@@ -203,6 +211,41 @@ class Settings(ServiceSettings, BaseSettings):
         ),
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+
+    # --- persisted operations and the response cache (bench/README.md, Performance) -------
+    persisted_operations: PersistedOperationsMode = Field(
+        PersistedOperationsMode.APQ,
+        description=(
+            "off: documents only; apq: clients may send an operation id (sha256 of the "
+            "document, Apollo's persistedQuery extension) and register unknown ones; "
+            "allowlist: only registered operations run (from CADT_PERSISTED_OPERATIONS_FILE "
+            "or `cadt-gateway operations register`)."
+        ),
+    )
+    persisted_operations_file: Path | None = Field(
+        None,
+        description=(
+            "Operations registered at start: an Apollo persisted-query manifest, a JSON "
+            "object {id: document}, or one .graphql document."
+        ),
+    )
+    response_cache: bool = Field(
+        True,
+        description=(
+            "Cache query responses built only from database-backed fields, per operation, "
+            "variables and API key; any database write drops them on every replica."
+        ),
+    )
+    response_cache_max_bytes: int = Field(
+        32 << 20, ge=0, description="Largest total size of cached responses per process."
+    )
+    response_cache_ttl_seconds: float = Field(
+        300,
+        gt=0,
+        description=(
+            "Longest a cached response is served (bounds writes made outside the gateway)."
+        ),
+    )
 
     @field_validator("database_url", "redis_url", "datalayer_url", "wallet_url", mode="before")
     @classmethod

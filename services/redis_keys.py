@@ -16,3 +16,11 @@ def worker_health_key(worker_name: str) -> str:
 
 #: Claims of the interval scheduler: one enqueue per task and time bucket across workers.
 SCHEDULE_CLAIM_PREFIX = "cadt:schedule:"
+
+#: Persisted operations registered by an operator (file setting or `cadt-gateway operations`):
+#: a hash of operation id (sha256 of the document) -> document; the allow-list.
+PERSISTED_ALLOWLIST_KEY = "cadt:persisted:allowlist"
+#: Operations registered by clients through APQ: one string key per id, with a TTL.
+PERSISTED_APQ_PREFIX = "cadt:persisted:apq:"
+#: The data version: a counter every committed database write increments (response cache).
+DATA_VERSION_KEY = "cadt:data-version"

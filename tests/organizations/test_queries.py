@@ -91,8 +91,11 @@ async def seed_organizations(node: Any, count: int, *, relations: bool = False) 
 
 @pytest.fixture
 async def query_node(start_node: Any, node_settings: Any) -> Any:
-    """A node without a worker: nothing but the queries under test touches the database."""
-    return await start_node(node_settings(), run_worker=False)
+    """A node without a worker: nothing but the queries under test touches the database.
+
+    The response cache is off: these tests count and vary the database reads behind queries.
+    """
+    return await start_node(node_settings(response_cache=False), run_worker=False)
 
 
 async def test_pages_follow_cursors_to_the_end(query_node: Any):
