@@ -196,6 +196,7 @@ class ChiaErrorKind(StrEnum):
     """The Chia error messages the gateway reacts to (cadt-domain 4.2 and 6.2, chia-rpc.md)."""
 
     PENDING_ROOT = "pending_root"
+    SINGLETON_PENDING = "singleton_pending"
     LATEST_ROOT_CONFIRMED = "latest_root_confirmed"
     STORE_NOT_IN_LOCAL_DB = "store_not_in_local_db"
     NO_GENERATIONS = "no_generations"
@@ -240,6 +241,8 @@ _KIND_PATTERNS: tuple[tuple[ChiaErrorKind, tuple[re.Pattern[str], ...]], ...] = 
     (kind, tuple(re.compile(pattern) for pattern in patterns))
     for kind, patterns in (
         (ChiaErrorKind.PENDING_ROOT, [r"Already have a pending root waiting for confirmation"]),
+        # The wallet's side of it: the DataLayer's pending root was cleared, the spend was not.
+        (ChiaErrorKind.SINGLETON_PENDING, [r"Singleton with launcher ID \S+ is currently pending"]),
         (ChiaErrorKind.LATEST_ROOT_CONFIRMED, [r"Latest root is already confirmed"]),
         (ChiaErrorKind.STORE_NOT_IN_LOCAL_DB, [r"No store id stored in the local database"]),
         (ChiaErrorKind.NO_GENERATIONS, [r"No generations found"]),
@@ -345,6 +348,11 @@ def is_coin_shortage_error(error_or_text: BaseException | str) -> bool:
 def is_pending_root_error(error_or_text: BaseException | str) -> bool:
     """batch_update refused: the store already has a root waiting for confirmation."""
     return has_error_kind(error_or_text, ChiaErrorKind.PENDING_ROOT)
+
+
+def is_singleton_pending_error(error_or_text: BaseException | str) -> bool:
+    """batch_update refused by the wallet: the store's previous spend is still unconfirmed."""
+    return has_error_kind(error_or_text, ChiaErrorKind.SINGLETON_PENDING)
 
 
 def is_latest_root_confirmed_error(error_or_text: BaseException | str) -> bool:

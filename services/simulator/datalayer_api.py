@@ -166,7 +166,8 @@ def create_data_store(
     store_id, records = state.create_store(key, fee_of(request))
     response: dict[str, Any] = {"id": store_id}
     if request.get("verbose", False):
-        response["txs"] = [transaction_json(record) for record in records]
+        # Answered before the wallet sent them anywhere: `sent_to` is still empty.
+        response["txs"] = [transaction_json(record, sent=False) for record in records]
     return response
 
 
@@ -442,7 +443,7 @@ def delete_mirror(state: SimulatorState, key: KeyState, request: dict[str, Any])
 
 
 def get_mirrors(state: SimulatorState, key: KeyState, request: dict[str, Any]) -> dict[str, Any]:
-    """Mirrors of a store; confirmed_at_height is 0 while our own new mirror is pending."""
+    """Confirmed mirrors of a store this key tracks (a new mirror shows once in a block)."""
     store_id = _store_id(request)
     state.require_dl_wallet(key)
     return {
@@ -469,12 +470,13 @@ def clear_pending_roots(
     if cleared is None:
         return {"root": None, "success": False}
     node_hash = cleared.planned.root if cleared.planned is not None else None
+    # Chia 2.7.5 returns its Root row as is: `tree_id`, bare hex.
     return {
         "root": {
             "generation": cleared.generation,
-            "node_hash": None if node_hash is None else prefixed(node_hash),
+            "node_hash": node_hash,
             "status": 1,
-            "store_id": prefixed(store_id),
+            "tree_id": store_id,
         },
         "success": True,
     }

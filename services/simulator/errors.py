@@ -21,17 +21,19 @@ _TRACEBACK_HEAD = (
 class RpcError(Exception):
     """An application error of a simulated RPC method (HTTP 200, success false)."""
 
-    def __init__(self, message: str, *, nested: bool = False) -> None:
+    def __init__(self, message: str, *, nested: bool = False, code: str = "UNKNOWN") -> None:
         super().__init__(message)
         self.message = message
         self.nested = nested
+        #: structuredError.code: "UNKNOWN" for most errors, "INTERNAL_ERROR" for a failed assert.
+        self.code = code
 
 
 class WalletRpcError(RpcError):
     """An error the wallet produced; seen through DataLayer it arrives nested."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, nested=True)
+    def __init__(self, message: str, *, code: str = "UNKNOWN") -> None:
+        super().__init__(message, nested=True, code=code)
 
 
 def _traceback_text(error: BaseException) -> str:
@@ -39,11 +41,11 @@ def _traceback_text(error: BaseException) -> str:
     return f"{_TRACEBACK_HEAD}{frames}{type(error).__name__}: {error}\n"
 
 
-def plain_envelope(message: str, trace: str) -> dict[str, Any]:
+def plain_envelope(message: str, trace: str, code: str = "UNKNOWN") -> dict[str, Any]:
     """The success:false body Chia returns for `message`."""
     return {
         "error": message,
-        "structuredError": {"code": "UNKNOWN", "data": {}, "message": message},
+        "structuredError": {"code": code, "data": {}, "message": message},
         "success": False,
         "traceback": trace,
     }
@@ -53,7 +55,9 @@ def error_envelope(error: BaseException, *, nest_wallet_errors: bool) -> dict[st
     """Render `error` as Chia's error body, nesting wallet errors when DataLayer relays them."""
     message = error.message if isinstance(error, RpcError) else str(error)
     trace = _traceback_text(error)
+    code = error.code if isinstance(error, RpcError) else "UNKNOWN"
     if isinstance(error, RpcError) and error.nested and nest_wallet_errors:
-        inner = json.dumps(plain_envelope(message, trace))
-        message = f"RPC response failure: {inner}"
-    return plain_envelope(message, trace)
+        inner = json.dumps(plain_envelope(message, trace, code))
+        # The DataLayer re-raises the wallet's error as a plain exception: code UNKNOWN.
+        return plain_envelope(f"RPC response failure: {inner}", trace)
+    return plain_envelope(message, trace, code)

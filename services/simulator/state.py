@@ -43,6 +43,7 @@ KNOWN_FINGERPRINTS = (1532878573, 3483944781)
 MOJO_PER_XCH = 10**12
 
 MEMPOOL_SUCCESS = 1
+MEMPOOL_PENDING = 2
 MEMPOOL_FAILED = 3
 TX_INCOMING = 0
 TX_OUTGOING = 1
@@ -199,6 +200,8 @@ class KeyState:
     coins: dict[str, Coin] = field(default_factory=dict)
     transactions: dict[str, TxRecord] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    #: Launcher ids the wallet tracks or tracked (subscribe); it keeps their mirrors after.
+    tracked: list[str] = field(default_factory=list)
 
 
 class Store:
@@ -210,6 +213,10 @@ class Store:
         self.created_at = created_at
         self.data = StoreData()
         self.pending: PendingRoot | None = None
+        #: A pending root dropped by clear_pending_roots while its spend was still in the mempool.
+        self.cleared: PendingRoot | None = None
+        #: The owner's local generation when it fell behind the chain (a cleared root confirmed).
+        self.owner_local: int | None = None
 
     @property
     def launched(self) -> bool:
@@ -459,7 +466,14 @@ class SimulatorState:
         for coin in coins:
             coin.reserved_by = op_id
             op.spent.append(coin.coin_id)
-        rejected = key.index in self.faults.reject_transactions
+        in_mempool = {
+            coin_id
+            for other in self.mempool.values()
+            if not other.rejected
+            for coin_id in other.spent
+        }
+        double_spend = any(coin.coin_id in in_mempool for coin in coins)
+        rejected = key.index in self.faults.reject_transactions or double_spend
         op.rejected = rejected
         records: list[TxRecord] = []
         additions = [
@@ -517,9 +531,8 @@ class SimulatorState:
         self.check_synced(key)
         key.dl_wallet = True
         store_id = self.new_id("store")
-        op, records = self.submit(
-            key, "create_store", fee=fee, outgoing=1, dl_record=True, store_id=store_id
-        )
+        # Chia records the launcher spend in the standard wallet only (one transaction).
+        op, records = self.submit(key, "create_store", fee=fee, outgoing=1, store_id=store_id)
         store = Store(store_id, key.index, self.now())
         store.pending = PendingRoot(op_id=op.op_id, generation=0, submitted_at=op.created_at)
         self.stores[store_id] = store
@@ -534,6 +547,10 @@ class SimulatorState:
         if store.pending is not None:
             raise RpcError("Already have a pending root waiting for confirmation.")
         planned = store.data.plan(changelist)
+        if self._singleton_pending(key, store_id):
+            # The DataLayer's own pending root is gone (clear_pending_roots) but the wallet
+            # still waits for the previous spend of the singleton.
+            raise WalletRpcError(f"Singleton with launcher ID {store_id} is currently pending")
         op, records = self.submit(key, "update_root", fee=fee, dl_record=True, store_id=store_id)
         store.pending = PendingRoot(
             op_id=op.op_id,
@@ -543,6 +560,22 @@ class SimulatorState:
         )
         return records[-1].name
 
+    def _singleton_pending(self, key: KeyState, store_id: str) -> bool:
+        """The wallet waits for a spend of the store's singleton that is still in the mempool.
+
+        Real Chia keys this on the DataLayer wallet's unconfirmed singleton record, which it
+        keeps even when its transaction records are deleted. A rejected spend is left out here
+        (the gateway's orphaned-root recovery relies on that); whether Chia 2.7.5 lets go of
+        its record in that case was not observed.
+        """
+        return any(
+            op.kind == "update_root"
+            and op.store_id == store_id
+            and op.key == key.index
+            and not op.rejected
+            for op in self.mempool.values()
+        )
+
     def subscribe(self, key: KeyState, store_id: str, urls: list[str]) -> None:
         """subscribe: track a store on chain; the download happens at the next cycles."""
         key.dl_wallet = True
@@ -550,6 +583,8 @@ class SimulatorState:
         store = self.stores.get(store_id)
         if store is None or not store.launched:
             raise WalletRpcError(f"Launcher ID {store_id} is not a valid coin")
+        if store_id not in key.tracked:
+            key.tracked.append(store_id)
         subscription = key.subscriptions.get(store_id)
         if subscription is None:
             subscription = Subscription(store_id=store_id)
@@ -584,11 +619,10 @@ class SimulatorState:
     def add_mirror(
         self, key: KeyState, store_id: str, urls: list[str], amount: int, fee: int
     ) -> str:
-        """add_mirror: a mirror coin for any store on chain (like Chia), confirmed next block."""
+        """add_mirror: a mirror coin for any launcher id (Chia checks none); confirms next block."""
+        if not urls:
+            raise RpcError("URL list can't be empty")
         self.require_dl_wallet(key)
-        store = self.stores.get(store_id)
-        if store is None or not store.launched:
-            raise RpcError(f"Singleton with launcher ID {store_id} is not owned by DL Wallet")
         if amount < 1:
             raise WalletRpcError("Mirror amount must be at least 1 mojo")
         mirror_id = self.new_id("mirror")
@@ -605,35 +639,82 @@ class SimulatorState:
         return op.op_id
 
     def delete_mirror(self, key: KeyState, coin_id: str, fee: int) -> None:
-        """delete_mirror: spend our mirror coin back into the wallet at the next block."""
+        """delete_mirror: spend our mirror coin back into the wallet at the next block.
+
+        Like Chia: a mirror this wallet does not list fails its internal assertion (an empty
+        nested error), another key's mirror is refused, and deleting one whose deletion is
+        pending makes a second spend of the same coin that the mempool holds back
+        (MEMPOOL_CONFLICT); it counts as confirmed once the first one is. The mirror coin pays
+        the fee; the DataLayer wallet records the spend.
+        """
         self.require_dl_wallet(key)
         mirror = self.mirrors.get(coin_id)
-        if mirror is None or mirror.creator_key != key.index or mirror.confirmed_at_height == 0:
+        if mirror is None or mirror not in self.mirrors_for(key, mirror.launcher_id):
+            raise WalletRpcError("", code="INTERNAL_ERROR")
+        if mirror.creator_key != key.index:
             raise WalletRpcError(
                 f"DL Wallet does not have permission to delete mirror with ID {coin_id}"
             )
         if mirror.deleting:
-            raise WalletRpcError(f"Mirror {coin_id} is already being deleted")
-        # The mirror coin itself funds the refund; standard coins only pay the fee.
-        spend = self._select_coins(key, fee) if fee > 0 else []
-        op, _records = self.submit(key, "delete_mirror", fee=fee, mirror_id=coin_id, spend=spend)
-        own_hash = key.puzzle_hashes[0]
-        refund = Output(
-            key.index, coin_name(coin_id, own_hash, mirror.amount), coin_id, own_hash, mirror.amount
+            self._conflicting_mirror_deletion(key, mirror, fee)
+            return
+        op, records = self.submit(
+            key, "delete_mirror", fee=0, mirror_id=coin_id, spend=[], dl_record=True
         )
-        op.outputs.append(refund)
-        key.coins[refund.coin_id] = Coin(
-            refund.coin_id,
-            refund.parent,
-            refund.puzzle_hash,
-            refund.amount,
-            timestamp=op.created_at,
-        )
+        records[-1].amount, records[-1].fee = mirror.amount, fee
+        refund_amount = mirror.amount - fee
+        if refund_amount > 0:
+            own_hash = key.puzzle_hashes[0]
+            refund = Output(
+                key.index,
+                coin_name(coin_id, own_hash, refund_amount),
+                coin_id,
+                own_hash,
+                refund_amount,
+            )
+            op.outputs.append(refund)
+            key.coins[refund.coin_id] = Coin(
+                refund.coin_id,
+                refund.parent,
+                refund.puzzle_hash,
+                refund.amount,
+                timestamp=op.created_at,
+            )
         mirror.deleting = True
         self.dirty = True
 
+    def _conflicting_mirror_deletion(self, key: KeyState, mirror: Mirror, fee: int) -> None:
+        first = next(
+            (
+                op
+                for op in self.mempool.values()
+                if op.kind == "delete_mirror" and op.mirror_id == mirror.coin_id
+            ),
+            None,
+        )
+        record = TxRecord(
+            name=self.new_id("tx"),
+            wallet_id=DATALAYER_WALLET_ID,
+            tx_type=TX_OUTGOING,
+            amount=mirror.amount,
+            fee=fee,
+            to_puzzle_hash=key.puzzle_hashes[0],
+            created_at_time=self.now(),
+            op_id=first.op_id if first is not None else "",
+            status=MEMPOOL_PENDING,
+            error="MEMPOOL_CONFLICT",
+        )
+        key.transactions[record.name] = record
+        if first is not None:
+            first.tx_names.append(record.name)
+        self.dirty = True
+
     def clear_pending_roots(self, key: KeyState, store_id: str) -> PendingRoot | None:
-        """clear_pending_roots: forget a pending (update) root; its spend no longer applies."""
+        """clear_pending_roots: forget a pending (update) root.
+
+        Its spend stays where it is: if it is still in the mempool it confirms anyway, and
+        then the chain is one root ahead of the owner's local copy (as on Chia).
+        """
         store = self.stores.get(store_id)
         if store is None or store.owner != key.index or store.pending is None:
             return None
@@ -641,13 +722,16 @@ class SimulatorState:
             return None
         cleared = store.pending
         store.pending = None
+        store.cleared = cleared
         self.dirty = True
         return cleared
 
     # ------------------------------------------------------------------ wallet writes
     def delete_unconfirmed_transactions(self, key: KeyState, wallet_id: int) -> None:
-        """Drop a wallet's unconfirmed records; their spends leave the mempool, coins come back.
+        """Drop a wallet's unconfirmed records: the wallet forgets them, coins come back.
 
+        Like Chia, only the wallet forgets: a spend the mempool accepted still confirms at the
+        next block (and spending its coins again is a double spend); a rejected one is gone.
         Records of the same spend in the other wallet stay (unconfirmed) until deleted there,
         as on a real node; a pending root stays too until clear_pending_roots.
         """
@@ -660,9 +744,13 @@ class SimulatorState:
         for name in doomed:
             touched.add(key.transactions.pop(name).op_id)
         for op_id in touched:
-            op = self.mempool.pop(op_id, None)
+            op = self.mempool.get(op_id)
             if op is None:
                 continue
+            if not op.rejected:
+                self._forget_pending_coins(key, op)
+                continue
+            del self.mempool[op_id]
             for coin_id in op.spent:
                 coin = key.coins.get(coin_id)
                 if coin is not None and coin.reserved_by == op_id:
@@ -676,6 +764,16 @@ class SimulatorState:
                 self.mirrors[op.mirror_id].deleting = False
         self.dirty = True
 
+    def _forget_pending_coins(self, key: KeyState, op: PendingOp) -> None:
+        for coin_id in op.spent:
+            coin = key.coins.get(coin_id)
+            if coin is not None and coin.reserved_by == op.op_id:
+                coin.reserved_by = None
+        for output in op.outputs:
+            coin = key.coins.get(output.coin_id)
+            if output.key == key.index and coin is not None and coin.confirmed_height == 0:
+                del key.coins[output.coin_id]
+
     # ------------------------------------------------------------------ DataLayer views
     def tracks(self, key: KeyState, store: Store) -> bool:
         """True when this key's DataLayer knows the store (owner or subscriber)."""
@@ -686,19 +784,29 @@ class SimulatorState:
         if not store.launched:
             return None
         if store.owner == key.index:
-            return 0 if store.store_id in self.faults.lost_data else store.data.latest
+            if store.store_id in self.faults.lost_data:
+                return 0
+            return store.data.latest if store.owner_local is None else store.owner_local
         subscription = key.subscriptions.get(store.store_id)
         if subscription is None or subscription.local_generation is None:
             return None
         return min(subscription.local_generation, store.data.latest)
 
     def mirrors_for(self, key: KeyState, store_id: str) -> list[Mirror]:
-        """Mirrors of a store as this key's wallet sees them (own pending ones included)."""
+        """Mirrors of a store as this key's wallet sees them.
+
+        Chia's wallet lists confirmed mirror coins only (a new one shows once it is in a block)
+        and only for launchers it tracks: its own stores and those it subscribed to (it keeps
+        them after an unsubscribe). A mirror of an unknown launcher is on chain, but unlisted.
+        """
+        store = self.stores.get(store_id)
+        owned = store is not None and store.owner == key.index
+        if not (owned or store_id in key.subscriptions or store_id in key.tracked):
+            return []
         return [
             mirror
             for mirror in self.mirrors.values()
-            if mirror.launcher_id == store_id
-            and (mirror.confirmed_at_height > 0 or mirror.creator_key == key.index)
+            if mirror.launcher_id == store_id and mirror.confirmed_at_height > 0
         ]
 
     # ------------------------------------------------------------------ blocks
@@ -766,9 +874,17 @@ class SimulatorState:
                 store.pending = None
         elif op.kind == "update_root" and store is not None:
             pending = store.pending
+            cleared = store.cleared
             if pending is not None and pending.op_id == op.op_id and pending.planned is not None:
                 store.data.commit(pending.planned, timestamp=timestamp, height=height)
                 store.pending = None
+            elif cleared is not None and cleared.op_id == op.op_id and cleared.planned is not None:
+                # The root was cleared locally, but its spend was still in the mempool: the
+                # chain moves on and the owner's local copy stays where it was.
+                if store.owner_local is None:
+                    store.owner_local = store.data.latest
+                store.data.commit(cleared.planned, timestamp=timestamp, height=height)
+                store.cleared = None
         elif op.kind == "add_mirror" and op.mirror_id in self.mirrors:
             self.mirrors[op.mirror_id].confirmed_at_height = height
         elif op.kind == "delete_mirror" and op.mirror_id:
@@ -877,29 +993,16 @@ class SimulatorState:
     # ------------------------------------------------------------------ persistence helpers
     def export_meta(self) -> dict[str, Any]:
         """Everything except confirmed store generations, as JSON-able data."""
-        stores = {}
-        for store_id, store in self.stores.items():
-            pending = None
-            if store.pending is not None:
-                planned = store.pending.planned
-                pending = {
-                    "op_id": store.pending.op_id,
-                    "generation": store.pending.generation,
-                    "submitted_at": store.pending.submitted_at,
-                    "planned": None
-                    if planned is None
-                    else {
-                        "changes": [list(change) for change in planned.changes],
-                        "root": planned.root,
-                        "accumulator": str(planned.accumulator),
-                        "size": planned.size,
-                    },
-                }
-            stores[store_id] = {
+        stores = {
+            store_id: {
                 "owner": store.owner,
                 "created_at": store.created_at,
-                "pending": pending,
+                "pending": _pending_json(store.pending),
+                "cleared": _pending_json(store.cleared),
+                "owner_local": store.owner_local,
             }
+            for store_id, store in self.stores.items()
+        }
         return {
             "version": 1,
             "salt": self.salt,
@@ -942,6 +1045,7 @@ class SimulatorState:
                 subscriptions={
                     sid: Subscription(**sub) for sid, sub in raw["subscriptions"].items()
                 },
+                tracked=list(raw.get("tracked", [])),
             )
             for subscription in key.subscriptions.values():
                 # Chia queues unsubscribes in memory: a restart before the next cycle forgets them.
@@ -964,24 +1068,10 @@ class SimulatorState:
                 raise ValueError(f"corrupt simulator state: root mismatch in store {store_id}")
             data.commit(planned, timestamp=timestamp, height=height)
         for store_id, raw in meta["stores"].items():
-            pending = raw["pending"]
-            if pending is None:
-                continue
-            planned_raw = pending["planned"]
-            pending_planned: PlannedRoot | None = None
-            if planned_raw is not None:
-                pending_planned = PlannedRoot(
-                    changes=tuple((c[0], c[1], c[2]) for c in planned_raw["changes"]),
-                    root=planned_raw["root"],
-                    accumulator=int(planned_raw["accumulator"]),
-                    size=planned_raw["size"],
-                )
-            state.stores[store_id].pending = PendingRoot(
-                op_id=pending["op_id"],
-                generation=pending["generation"],
-                submitted_at=pending["submitted_at"],
-                planned=pending_planned,
-            )
+            store = state.stores[store_id]
+            store.pending = _pending_from_json(raw["pending"])
+            store.cleared = _pending_from_json(raw.get("cleared"))
+            store.owner_local = raw.get("owner_local")
         state.mirrors = {raw["coin_id"]: Mirror(**raw) for raw in meta["mirrors"]}
         for raw in meta["mempool"]:
             outputs = [Output(**output) for output in raw.pop("outputs")]
@@ -989,6 +1079,45 @@ class SimulatorState:
             state.mempool[op.op_id] = op
         state.dirty = False
         return state
+
+
+def _pending_json(pending: PendingRoot | None) -> dict[str, Any] | None:
+    if pending is None:
+        return None
+    planned = pending.planned
+    return {
+        "op_id": pending.op_id,
+        "generation": pending.generation,
+        "submitted_at": pending.submitted_at,
+        "planned": None
+        if planned is None
+        else {
+            "changes": [list(change) for change in planned.changes],
+            "root": planned.root,
+            "accumulator": str(planned.accumulator),
+            "size": planned.size,
+        },
+    }
+
+
+def _pending_from_json(raw: dict[str, Any] | None) -> PendingRoot | None:
+    if raw is None:
+        return None
+    planned_raw = raw["planned"]
+    planned: PlannedRoot | None = None
+    if planned_raw is not None:
+        planned = PlannedRoot(
+            changes=tuple((c[0], c[1], c[2]) for c in planned_raw["changes"]),
+            root=planned_raw["root"],
+            accumulator=int(planned_raw["accumulator"]),
+            size=planned_raw["size"],
+        )
+    return PendingRoot(
+        op_id=raw["op_id"],
+        generation=raw["generation"],
+        submitted_at=raw["submitted_at"],
+        planned=planned,
+    )
 
 
 def coin_name(parent: str, puzzle_hash: str, amount: int) -> str:

@@ -65,8 +65,8 @@ def _wallet_id(state: SimulatorState, key: KeyState, request: dict[str, Any]) ->
     raise RpcError(str(wallet_id))
 
 
-def transaction_json(record: TxRecord) -> dict[str, Any]:
-    """Chia's TransactionRecord JSON."""
+def transaction_json(record: TxRecord, *, sent: bool = True) -> dict[str, Any]:
+    """Chia's TransactionRecord JSON (`sent=False`: as returned before it went to a peer)."""
     return {
         "additions": record.additions,
         "amount": record.amount,
@@ -77,8 +77,8 @@ def transaction_json(record: TxRecord) -> dict[str, Any]:
         "memos": {},
         "name": prefixed(record.name),
         "removals": record.removals,
-        "sent": 1,
-        "sent_to": [[_FULL_NODE_PEER, record.status, record.error]],
+        "sent": 1 if sent else 0,
+        "sent_to": [[_FULL_NODE_PEER, record.status, record.error]] if sent else [],
         "spend_bundle": None,
         "to_address": encode_puzzle_hash(record.to_puzzle_hash, NETWORK_PREFIX),
         "to_puzzle_hash": prefixed(record.to_puzzle_hash),

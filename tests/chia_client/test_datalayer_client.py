@@ -283,18 +283,15 @@ async def test_subscription_and_mirror_writes_send_chia_shapes(
 
 async def test_clear_pending_roots(router: respx.MockRouter, datalayer: DataLayerClient) -> None:
     router.post(f"{DL_URL}/clear_pending_roots", json={"store_id": STORE_ID}).mock(
+        # Chia 2.7.5's shape (recorded by the contract suite): `tree_id`, bare hex.
         return_value=ok(
-            root={
-                "store_id": "0x" + STORE_ID,
-                "node_hash": "0x" + HASH_A,
-                "generation": 3,
-                "status": 1,
-            }
+            root={"generation": 3, "node_hash": HASH_A, "status": 1, "tree_id": STORE_ID}
         )
     )
     result = await datalayer.clear_pending_roots(STORE_ID)
     assert result.cleared
     assert result.root is not None and result.root.node_hash == HASH_A
+    assert result.root.store_id == STORE_ID
 
 
 async def test_get_routes(router: respx.MockRouter, datalayer: DataLayerClient) -> None:

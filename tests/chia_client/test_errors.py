@@ -30,6 +30,9 @@ from tests.chia_client.conftest import UNKNOWN_ID, chia_error
 
 RECORDED = {
     "Already have a pending root waiting for confirmation.": ChiaErrorKind.PENDING_ROOT,
+    f"Singleton with launcher ID {UNKNOWN_ID} is currently pending": (
+        ChiaErrorKind.SINGLETON_PENDING
+    ),
     f"No store id stored in the local database for {UNKNOWN_ID}": (
         ChiaErrorKind.STORE_NOT_IN_LOCAL_DB
     ),

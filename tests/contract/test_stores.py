@@ -11,6 +11,7 @@ from services.chia import (
     is_key_not_found_error,
     is_no_change_error,
     is_pending_root_error,
+    is_singleton_pending_error,
 )
 from tests.contract.conftest import UNKNOWN_ID, assert_envelope, business_error, hx, pairs, rows
 from tests.contract.targets import Target
@@ -193,3 +194,36 @@ async def test_get_roots_lists_known_stores_only(target: Target, store: str):
     assert roots[store].hash == ZERO_HASH
     assert roots[other].hash == root
     assert all(entry.confirmed for entry in roots.values())
+
+
+async def test_clear_pending_roots_forgets_the_root_but_not_its_spend(target: Target, store: str):
+    dl = target.owner.dl
+    root_1 = await target.write(store, [Change.insert("01", "01")])
+    # A confirmed root stays "pending" in Chia's local database until a local read (or the
+    # next cycle) notices the confirmation; clear_pending_roots would drop it before that.
+    assert await dl.get_local_root(store) == root_1
+    nothing = await dl.clear_pending_roots(store)
+    assert not nothing.cleared
+
+    await dl.batch_update(store, [Change.insert("02", "02")], fee=0)
+    pending = (await dl.get_root_history(store))[-1]
+    cleared = await dl.clear_pending_roots(store)
+    assert cleared.cleared and cleared.root is not None
+    assert (cleared.root.store_id, cleared.root.generation) == (store, 2)
+    assert cleared.root.node_hash == pending.root_hash
+    assert not (await dl.clear_pending_roots(store)).cleared
+    # The DataLayer forgot its pending root; the wallet still waits for the spend.
+    again = await business_error(dl.batch_update(store, [Change.insert("03", "03")], fee=0))
+    assert again.message == f"Singleton with launcher ID {store} is currently pending"
+    assert again.nested and is_singleton_pending_error(again)
+
+    # The spend was in the mempool, so it confirms: the chain moves on, the local copy does not.
+    async def chain_moved() -> bool:
+        return (await dl.get_root(store)).hash == pending.root_hash
+
+    await target.confirm(chain_moved, what="the cleared root's spend")
+    status = await dl.get_sync_status(store)
+    assert (status.generation, status.target_generation) == (1, 2)
+    assert (status.root_hash, status.target_root_hash) == (root_1, pending.root_hash)
+    assert await dl.get_local_root(store) == root_1
+    assert pairs(await dl.get_keys_values(store)) == [("01", "01")]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.chia import ChiaErrorKind
-from services.chia.models import WalletType
+from services.chia import ZERO_HASH, Change, ChiaErrorKind
+from services.chia.models import TransactionRecord, WalletType
 from tests.contract.conftest import business_error
 from tests.contract.targets import Target
 
@@ -35,22 +35,73 @@ async def test_sync_status_balance_and_coins(target: Target):
     assert all(record.confirmed_block_index > 0 for record in spendable.confirmed_records)
 
 
-async def test_a_store_creation_is_a_wallet_transaction_that_confirms(target: Target):
+async def unconfirmed(target: Target, wallet_id: int) -> list[TransactionRecord]:
+    """What the gateway asks for pending work: unconfirmed transactions, most relevant first."""
+    return await target.owner.wallet.get_transactions(
+        wallet_id, sort_key="RELEVANCE", confirmed=False
+    )
+
+
+async def datalayer_wallet_id(target: Target) -> int:
+    """The owner's DataLayer wallet id (it exists once the owner has a store)."""
+    wallets = (await target.owner.wallet.get_wallets(wallet_type=WalletType.DATA_LAYER)).wallets
+    assert len(wallets) == 1
+    return wallets[0].id
+
+
+async def test_a_store_creation_is_one_standard_wallet_transaction(target: Target, store: str):
     wallet = target.owner.wallet
+    dl_wallet = await datalayer_wallet_id(target)
     created = await target.owner.dl.create_data_store(fee=0)
-    assert created.txs
-    pending = {tx.name for tx in created.txs}
-    assert not any(tx.confirmed for tx in created.txs)
+    # The launcher spend, from the standard wallet, answered before it was sent anywhere.
+    [tx] = created.txs
+    assert (tx.wallet_id, tx.amount, tx.confirmed, tx.sent_to) == (1, 1, False, [])
+
+    async def in_mempool() -> TransactionRecord | None:
+        listed = {record.name: record for record in await unconfirmed(target, 1)}
+        record = listed.get(tx.name)
+        return record if record is not None and record.in_mempool else None
+
+    pending = await target.eventually(in_mempool, what="the creation reaches the mempool")
+    assert not pending.rejected and pending.confirmed_at_height == 0
+    assert await unconfirmed(target, dl_wallet) == []
 
     await target.wait_confirmed(created.id, 0)
-    listed = {}
-    for wallet_id in {tx.wallet_id for tx in created.txs}:
-        for tx in await wallet.get_transactions(wallet_id, end=10_000):
-            listed[tx.name] = tx
-    assert pending <= set(listed)
-    for name in pending:
-        assert listed[name].confirmed is True
-        assert listed[name].confirmed_at_height > 0
+    assert tx.name not in {record.name for record in await unconfirmed(target, 1)}
+    confirmed = {record.name: record for record in await wallet.get_transactions(1, end=10_000)}
+    assert confirmed[tx.name].confirmed is True
+    assert confirmed[tx.name].confirmed_at_height > 0
+
+
+async def test_a_root_update_is_one_datalayer_wallet_transaction(target: Target, store: str):
+    dl_wallet = await datalayer_wallet_id(target)
+    update = await target.owner.dl.batch_update(store, [Change.insert("01", "01")], fee=0)
+    assert update.tx_id is not None
+    listed = {record.name: record for record in await unconfirmed(target, dl_wallet)}
+    assert set(listed) == {update.tx_id}
+    assert (listed[update.tx_id].amount, listed[update.tx_id].wallet_id) == (1, dl_wallet)
+    assert await unconfirmed(target, 1) == []  # no fee: no standard coin is spent
+
+    await target.wait_confirmed(store, 1)
+    assert await unconfirmed(target, dl_wallet) == []
+
+
+async def test_deleting_unconfirmed_transactions_only_makes_the_wallet_forget(
+    target: Target, store: str
+):
+    created = await target.owner.dl.create_data_store(fee=0)
+    [tx] = created.txs
+
+    async def in_mempool() -> bool:
+        return any(r.name == tx.name and r.in_mempool for r in await unconfirmed(target, 1))
+
+    await target.eventually(in_mempool, what="the creation reaches the mempool")
+    await target.owner.wallet.delete_unconfirmed_transactions(1)
+    assert await unconfirmed(target, 1) == []
+    # The spend is still in the mempool: the next block confirms it anyway.
+    root = await target.wait_confirmed(created.id, 0)
+    assert root.hash == ZERO_HASH
+    assert created.id in await target.owner.dl.get_owned_stores()
 
 
 async def test_the_datalayer_wallet_appears_with_the_first_store(target: Target):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 
 from services.chia.hexutil import Hash32, HexStr, StoreId, normalize_hex
 from services.chia.models.base import ChiaModel, ChiaRequest, TransactionRecord
@@ -318,9 +318,11 @@ class MirrorsResponse(ChiaModel):
 
 
 class PendingRoot(ChiaModel):
-    """The root removed by clear_pending_roots."""
+    """The root removed by clear_pending_roots (Chia 2.7.5 names the store `tree_id`)."""
 
-    store_id: StoreId | None = None
+    store_id: StoreId | None = Field(
+        default=None, validation_alias=AliasChoices("tree_id", "store_id")
+    )
     node_hash: Hash32 | None = None
     generation: int | None = None
     status: int | None = None
