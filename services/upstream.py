@@ -45,6 +45,7 @@ from services.chia import (
     is_no_generations_error,
     is_not_owned_error,
     is_pending_root_error,
+    is_singleton_pending_error,
     is_transient_wallet_error,
     is_wallet_unreachable_error,
     normalize_store_id,
@@ -580,6 +581,7 @@ async def push_changes(
       pending_root_grace_seconds over two sightings with settled wallets, clear it as orphaned;
     - "Key already present", "no change", "Latest root is already confirmed": success;
     - "is not owned by DL Wallet": permanent PushFailed;
+    - "Singleton ... is currently pending" (the previous spend is unconfirmed): wait and retry;
     - transient wallet errors: retried.
     Rounds: push_max_attempts, but never less than transactions_confirm_timeout_seconds.
     """
@@ -639,6 +641,10 @@ async def push_changes(
                 ):
                     await _clear_orphaned_root(services, store_id)
                     pending_root_since, pending_root_sightings = None, 0
+            elif is_singleton_pending_error(error):
+                # Real Chia 2.7.5: the singleton's previous spend is still unconfirmed; the
+                # next block settles it, so this is a wait, not a failure.
+                pass
             elif not is_transient_wallet_error(error):
                 raise PushFailed(f"Store {store_id}: {error.message}", store_id=store_id) from error
         except ChiaTransportError as error:
