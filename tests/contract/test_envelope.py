@@ -121,3 +121,30 @@ async def test_wallet_errors_are_plain_envelopes(target: Target):
     error = await business_error(target.owner.wallet.get_wallet_balance(999))
     assert_envelope(error, "999", None)
     assert not error.nested
+
+
+async def test_routes_include_every_method_the_gateway_calls(target: Target):
+    routes = set(await target.owner.dl.get_routes())
+    used = {
+        "create_data_store",
+        "batch_update",
+        "get_keys_values",
+        "get_value",
+        "get_root",
+        "get_local_root",
+        "get_roots",
+        "get_root_history",
+        "get_kv_diff",
+        "get_sync_status",
+        "get_owned_stores",
+        "subscribe",
+        "unsubscribe",
+        "remove_subscriptions",
+        "subscriptions",
+        "add_mirror",
+        "delete_mirror",
+        "get_mirrors",
+        "clear_pending_roots",
+        "get_routes",
+    }
+    assert {f"/{method}" for method in used} <= routes

@@ -29,6 +29,11 @@ async def test_sync_status_balance_and_coins(target: Target):
         assert record.confirmed_height > 0
         assert record.amount > 0
 
+    network = await wallet.get_network_info()
+    assert (network.network_name, network.network_prefix) == ("simulator0", "txch")
+    height = await wallet.get_height_info()
+    assert height.height > 0
+
     spendable = await wallet.get_spendable_coins(1)
     amounts = [record.coin.amount for record in spendable.confirmed_records]
     assert amounts and sum(amounts) <= balance.confirmed_wallet_balance
