@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,3 +68,37 @@ async def organization_mirrors(info: Info, organization: OrganizationView) -> li
 async def organization_by_uid(info: Info, org_uid: str) -> OrganizationView | None:
     """One organization of this node's data model (batched)."""
     return await loaders(info).organization.load(org_uid)
+
+
+async def page_relations(
+    info: Info,
+    organizations: Sequence[OrganizationView],
+    *,
+    sync: bool,
+    mirrors: bool,
+) -> tuple[list[OrganizationSyncView] | None, list[list[MirrorView]] | None]:
+    """Sync state and mirrors of a page of organizations, each relation one batched query.
+
+    Through the request's DataLoaders, so later loads of the same rows are cache hits. A
+    relation that is not asked for is not loaded (None).
+    """
+    request = loaders(info)
+
+    async def load_sync() -> list[OrganizationSyncView] | None:
+        return await request.sync.load_many(organizations) if sync else None
+
+    async def load_mirrors() -> list[list[MirrorView]] | None:
+        if not mirrors:
+            return None
+        per_store = await request.mirrors.load_many(
+            [store_id for org in organizations for store_id in org.store_ids]
+        )
+        found: list[list[MirrorView]] = []
+        start = 0
+        for org in organizations:
+            count = len(org.store_ids)
+            found.append([m for store in per_store[start : start + count] for m in store])
+            start += count
+        return found
+
+    return await asyncio.gather(load_sync(), load_mirrors())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
+import resolvers.loaders
 import resolvers.organizations
 from resolvers.context import Info
 from schema.organizations import (
@@ -49,12 +52,24 @@ class OrganizationQuery:
         page = await resolvers.organizations.organizations_page(
             info, filter_.as_dict() if filter_ else None, first, after
         )
+        # The page's sync state and mirrors are loaded here, one query each, and handed to
+        # the nodes as plain values: no resolver awaits per row.
+        views = [edge.organization for edge in page.edges]
+        wanted = selected_node_fields(info)
+        syncs, mirrors = await resolvers.loaders.page_relations(
+            info, views, sync="sync" in wanted, mirrors="mirrors" in wanted
+        )
         return OrganizationConnection(
             edges=[
                 OrganizationEdge(
-                    cursor=edge.cursor, node=Organization.from_domain(edge.organization)
+                    cursor=edge.cursor,
+                    node=Organization.from_domain(
+                        edge.organization,
+                        sync=None if syncs is None else syncs[index],
+                        mirrors=None if mirrors is None else mirrors[index],
+                    ),
                 )
-                for edge in page.edges
+                for index, edge in enumerate(page.edges)
             ],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
             total_count=page.total_count,
@@ -81,3 +96,22 @@ class OrganizationQuery:
     async def home_organization(self, info: Info) -> Organization | None:
         found = await resolvers.organizations.home_organization(info)
         return None if found is None else Organization.from_domain(found)
+
+
+def selected_node_fields(info: Info) -> set[str]:
+    """Fields selected on `edges { node { ... } }` of this connection (fragments included)."""
+    found: set[str] = set()
+
+    def walk(selections: Sequence[Selection], path: tuple[str, ...]) -> None:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                if not path:
+                    found.add(selection.name)
+                elif selection.name == path[0]:
+                    walk(selection.selections, path[1:])
+            else:  # a fragment spread or an inline fragment: same level
+                walk(selection.selections, path)
+
+    for field in info.selected_fields:
+        walk(field.selections, ("edges", "node"))
+    return found
