@@ -309,8 +309,12 @@ async def home_writes_blocked(services: Services, *, refresh: bool = False) -> s
 
 
 async def assert_home_writable(services: Services) -> None:
-    """Raise PreconditionFailed while DataLayer has lost the home organization's data."""
-    reason = await home_writes_blocked(services)
+    """Raise PreconditionFailed while DataLayer has lost the home organization's data.
+
+    Checked against DataLayer now (a few get_sync_status calls): writes are rare, and one
+    made in the seconds before the next sync run noticed the loss would be silently discarded.
+    """
+    reason = await home_writes_blocked(services, refresh=True)
     if reason:
         raise PreconditionFailed(reason)
 

@@ -44,6 +44,7 @@ from services.home_organization.create import (
     creation_in_progress_conflict,
 )
 from services.oplock import INITIAL_STATUS
+from services.sync import assert_home_writable
 from services.upstream import (
     CoinWaitTimeout,
     assert_store_owned,
@@ -130,6 +131,8 @@ async def start_upgrade(services: Services) -> AcceptedOperation:
             if "v2" in singleton:
                 raise PreconditionFailed(ALREADY_COMPLETE)
         await assert_wallet_synced(services)
+        # DataLayer silently discards writes to a store whose local data was lost.
+        await assert_home_writable(services)
         snapshot = await services.lock.status() or LockSnapshot(
             UPGRADE_LABEL, INITIAL_STATUS, utcnow()
         )

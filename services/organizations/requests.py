@@ -14,6 +14,7 @@ from services.guards import assert_wallet_synced, assert_writable, store_id_argu
 from services.organizations import editing, importing, membership, removal
 from services.organizations.outcomes import ImportOutcome, OrganizationOutcome
 from services.organizations.records import load_row, pending_imports
+from services.sync import assert_home_writable
 
 
 async def import_request(services: Services, org_uid: str, *, is_home: bool) -> ImportOutcome:
@@ -67,6 +68,7 @@ async def edit_home_request(
     assert_writable(services)
     changes = editing.profile_changes(name=name, icon=icon)
     await assert_wallet_synced(services)
+    await assert_home_writable(services)
     return await editing.edit_home_organization(services, changes)
 
 
@@ -77,4 +79,5 @@ async def set_metadata_request(
     assert_writable(services)
     changes = editing.metadata_changes(entries)
     await assert_wallet_synced(services)
+    await assert_home_writable(services)
     return await editing.edit_home_organization(services, changes)

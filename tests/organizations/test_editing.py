@@ -177,3 +177,28 @@ async def _readable(node: Any, store_id: str) -> bool:
     except Exception:
         return False
     return True
+
+
+async def test_edits_are_refused_while_datalayer_has_lost_the_home_data(
+    org_node: Any, simulator: Any
+):
+    # given DataLayer lost the home organization's org store (a wiped DataLayer database)
+    own = await _home(org_node, simulator)
+    simulator.state.faults.lost_data.append(own.org_uid)
+
+    # when the home organization is edited, then nothing is written: DataLayer would drop it
+    result = (await org_node.execute(EDIT, {"input": {"name": "Lost"}}))["editHomeOrganization"]
+    assert result["__typename"] == "PreconditionFailed", result
+    assert "lost its local data" in result["message"]
+    metadata = (await org_node.execute(SET_METADATA, {"entries": [{"key": "a", "value": "b"}]}))[
+        "setOrganizationMetadata"
+    ]
+    assert metadata["__typename"] == "PreconditionFailed", metadata
+    home = await org_node.execute("{ homeOrganization { name metadata } }")
+    assert home["homeOrganization"]["name"] == "Our Registry"
+    assert "a" not in home["homeOrganization"]["metadata"]
+
+    # once the data is back, edits go through again
+    simulator.state.faults.lost_data.clear()
+    result = (await org_node.execute(EDIT, {"input": {"name": "Found"}}))["editHomeOrganization"]
+    assert result["__typename"] == "OrganizationPayload", result

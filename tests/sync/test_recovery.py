@@ -184,10 +184,12 @@ async def test_lost_local_data_on_the_home_org_blocks_writes(
     )[HOME]
     assert view.writes_blocked == reason
 
-    # the CRITICAL is not repeated every tick
+    # the CRITICAL is not repeated every tick (assert_home_writable checked DataLayer itself
+    # on the real clock, which may have logged once more)
+    logged = len([r for r in caplog.records if r.levelno == logging.CRITICAL])
     clock.advance(5)
     await sync_organization(services, HOME, clock=clock)
-    assert len([r for r in caplog.records if r.levelno == logging.CRITICAL]) == 1
+    assert len([r for r in caplog.records if r.levelno == logging.CRITICAL]) == logged
 
     # when the data is back, writes are allowed again
     chain.state.faults.lost_data.clear()
