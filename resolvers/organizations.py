@@ -9,7 +9,9 @@ from graphql import GraphQLError
 
 from resolvers.context import Info
 from resolvers.loaders import organization_by_uid
+from resolvers.wallet import upstream_error
 from services import organizations
+from services.chia import ChiaRpcError
 from services.errors import InvalidInput
 from services.guards import store_id_argument
 from services.organizations import (
@@ -19,6 +21,7 @@ from services.organizations import (
     OrganizationPage,
     requests,
 )
+from services.upstream import upstream_failure
 from services.views import OrganizationView
 
 
@@ -26,7 +29,10 @@ async def xch_address(info: Info) -> str | None:
     """The wallet's current receive address (cached for the request)."""
     cache = info.context.loaders
     if "xch_address" not in cache:
-        cache["xch_address"] = await info.context.services.wallet.get_next_address(1)
+        try:
+            cache["xch_address"] = await info.context.services.wallet.get_next_address(1)
+        except ChiaRpcError as error:
+            raise upstream_error(upstream_failure(error, context="the wallet address")) from None
     value = cache["xch_address"]
     return None if value is None else str(value)
 
@@ -35,7 +41,10 @@ async def spendable_balance(info: Info) -> int | None:
     """The standard wallet's spendable balance in mojos (cached for the request)."""
     cache = info.context.loaders
     if "spendable_balance" not in cache:
-        balance = await info.context.services.wallet.get_wallet_balance(wallet_id=1)
+        try:
+            balance = await info.context.services.wallet.get_wallet_balance(wallet_id=1)
+        except ChiaRpcError as error:
+            raise upstream_error(upstream_failure(error, context="the wallet balance")) from None
         cache["spendable_balance"] = balance.spendable_balance
     value = cache["spendable_balance"]
     return None if value is None else int(value)

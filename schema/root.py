@@ -14,6 +14,7 @@ from schema.organization_operations import OrganizationMutation
 from schema.organization_queries import OrganizationQuery
 from schema.registry import SyncQuery
 from schema.sync import SyncSubscription
+from schema.wallet import WalletQuery
 
 Query = merge_types(
     "Query",
@@ -25,6 +26,7 @@ Query = merge_types(
         SyncQuery,
         MirrorQuery,
         GovernanceQuery,
+        WalletQuery,
     ),
 )
 
