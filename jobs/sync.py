@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs.leases import IN_PROGRESS_SECONDS, job_lease, revive_orphaned_job
 from services import org_sync, sync
 from services.container import Services
 
@@ -31,12 +32,19 @@ def sync_job_id(org_uid: str) -> str:
 
 
 async def sync_registries(ctx: dict[str, Any]) -> int:
-    """Enqueue a sync run per subscribed organization; how many were newly enqueued."""
+    """Enqueue a sync run per subscribed organization; how many were newly enqueued.
+
+    An organization whose run is still queued or running is skipped, unless that run's worker
+    died (no lease): then arq is let to run it again (counted as enqueued).
+    """
     services: Services = ctx["services"]
+    in_progress_seconds: float | None = ctx.get(IN_PROGRESS_SECONDS)
     enqueued = 0
     for org_uid in await sync.subscribed_org_uids(services):
-        if await services.queue.enqueue(
-            SYNC_ORGANIZATION_JOB, org_uid, job_id=sync_job_id(org_uid)
+        job_id = sync_job_id(org_uid)
+        queued = await services.queue.enqueue(SYNC_ORGANIZATION_JOB, org_uid, job_id=job_id)
+        if queued or await revive_orphaned_job(
+            services.redis, job_id, services.settings, in_progress_seconds=in_progress_seconds
         ):
             enqueued += 1
     return enqueued
@@ -45,7 +53,9 @@ async def sync_registries(ctx: dict[str, Any]) -> int:
 async def sync_organization(ctx: dict[str, Any], org_uid: str) -> str:
     """Apply every pending generation of one organization; the run's result."""
     services: Services = ctx["services"]
-    outcome = await sync.sync_organization(services, org_uid)
+    job_id = ctx.get("job_id") or sync_job_id(org_uid)
+    async with job_lease(services.redis, job_id, services.settings):
+        outcome = await sync.sync_organization(services, org_uid)
     return f"{outcome.result.value}: {outcome.applied_generations} generation(s)"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from arq.worker import Function, func
 
 from jobs import governance, home_organization, mirrors, organizations, sync, system
+from jobs.leases import IN_PROGRESS_SECONDS
 from jobs.queue import ArqQueue
 from jobs.scheduler import Periodic, run_scheduler
 from services.config import ServiceSettings
@@ -95,10 +96,14 @@ def worker_options(
     close_services: ServicesCloser | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for arq's Worker (or a WorkerSettings class)."""
+    jobs = functions()
+    # arq keeps a started job's in-progress key this long (jobs/leases.py needs it).
+    in_progress_seconds = max(job.timeout_s or job_timeout for job in jobs) + 10
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         services = await build_services()
         ctx["services"] = services
+        ctx[IN_PROGRESS_SECONDS] = in_progress_seconds
         queue = ArqQueue(ctx["redis"])
         ctx["scheduler"] = asyncio.create_task(
             run_scheduler(
@@ -118,7 +123,7 @@ def worker_options(
             await close_services(services)
 
     return {
-        "functions": functions(),
+        "functions": jobs,
         "queue_name": QUEUE_NAME,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
