@@ -6,7 +6,9 @@ and the governance stores. What this module adds to CADT:
 
 - "at most one add_mirror per (store, url)" holds across every worker and replica: the claim is
   a Redis `SET NX` with a TTL (CADT kept an in-memory set per process, PR #1512), released when
-  nothing was spent so the next run retries;
+  nothing was spent so the next run retries; until add_mirror is sent it is a lease renewed
+  every `lock_heartbeat_seconds` and lapsing after `lock_heartbeat_timeout_seconds`, so a
+  worker killed before sending blocks the pair for that long, not for the whole claim TTL;
 - the `mirrors` table is refreshed from `get_mirrors` for every store checked, so dashboards
   read it without calling DataLayer;
 - on subscriber nodes the governance body's main store AND its version store (`v2`, falling
@@ -18,15 +20,20 @@ and the governance stores. What this module adds to CADT:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from redis.exceptions import RedisError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services import views
@@ -63,6 +70,20 @@ MIRROR_CLAIM_PREFIX = "cadt:mirror:claim:"
 #: How long a claim blocks another add_mirror of the same (store, url): long enough for the
 #: new mirror coin to confirm and show in get_mirrors, short enough to retry a lost one.
 MIRROR_CLAIM_TTL_SECONDS = 900
+#: Extend a claim to `ARGV[2]` ms only while it is still ours (`ARGV[1]`): 1 done, 0 not ours.
+_COMMIT_CLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+#: Delete a claim only while it is still ours: a lapsed lease may be another worker's by now.
+_RELEASE_CLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 #: Meta keys of a governance node (CADT's names; "Goverance" is misspelled on purpose).
 GOVERNANCE_VERSION_META_KEY = "governanceBodyId"
 GOVERNANCE_MAIN_META_KEY = "mainGoveranceBodyId"
@@ -153,6 +174,39 @@ def _same_url(first: str, second: str) -> bool:
 def _claim_key(store_id: str, url: str) -> str:
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:24]
     return f"{MIRROR_CLAIM_PREFIX}{store_id}:{digest}"
+
+
+@asynccontextmanager
+async def _renewing(services: Services, claim: str, owner: str, ttl_ms: int) -> AsyncIterator[None]:
+    """Renew our claim's lease every lock_heartbeat_seconds while the block runs."""
+
+    async def renew() -> None:
+        script = services.redis.register_script(_COMMIT_CLAIM)
+        while True:
+            await asyncio.sleep(services.settings.lock_heartbeat_seconds)
+            try:
+                if not await script(keys=[claim], args=[owner, ttl_ms]):
+                    return  # lapsed: not ours any more
+            except RedisError as error:
+                logger.debug("could not renew the mirror claim %s: %s", claim, error)
+
+    task = asyncio.create_task(renew(), name=f"mirror-claim-{claim}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _prepare_seconds(services: Services) -> float:
+    """How long a claim lives, renewed, before add_mirror is sent: the lease of a live worker.
+
+    The same silence after which the org-operation lock presumes its holder dead (a killed
+    worker); 0 there (TTL-only, like CADT) keeps the whole claim TTL here too.
+    """
+    timeout = services.settings.lock_heartbeat_timeout_seconds
+    return timeout if timeout > 0 else MIRROR_CLAIM_TTL_SECONDS
 
 
 # ---------------------------------------------------------------------------- the table
@@ -267,8 +321,11 @@ async def add_mirror(services: Services, store_id: str, url: str) -> MirrorAddRe
     Order: get_mirrors (an existing (launcher_id, url) means done; the table is refreshed),
     claim (Redis SET NX with a TTL, shared by all workers and replicas), balance check with
     CADT's fee fallback (>= amount + fee: pay the fee; >= amount: fee 0; else skip),
-    add_mirror. The claim is kept after an add (the new coin shows in get_mirrors once it
-    confirms) and released otherwise. Errors of DataLayer or the wallet come back as FAILED.
+    add_mirror. The claim is a renewed lease until add_mirror is sent (a killed worker's
+    claim lapses soon); right before sending it is extended to the full TTL if it is still
+    ours, else another worker took the pair over and nothing is sent. It is kept after an
+    add (the new coin shows in get_mirrors once it confirms) and released otherwise (only if
+    still ours). Errors of DataLayer or the wallet come back as FAILED.
     """
     settings = services.settings
     store_id = normalize_store_id(store_id)
@@ -281,30 +338,42 @@ async def add_mirror(services: Services, store_id: str, url: str) -> MirrorAddRe
     if existing is not None:
         return MirrorAddResult(store_id, url, MirrorAddStatus.EXISTS, mirror=existing)
     claim = _claim_key(store_id, url)
-    if not await services.redis.set(claim, "1", nx=True, ex=MIRROR_CLAIM_TTL_SECONDS):
+    owner = uuid.uuid4().hex
+    prepare_ms = max(1, int(_prepare_seconds(services) * 1000))
+    if not await services.redis.set(claim, owner, nx=True, px=prepare_ms):
         logger.debug("mirror of %s at %s is being added elsewhere", store_id, url)
         return MirrorAddResult(store_id, url, MirrorAddStatus.IN_FLIGHT)
     keep_claim = sending = False
     try:
-        amount, fee = settings.default_coin_amount, settings.default_fee
-        balance = (await services.wallet.get_wallet_balance(1)).spendable_balance or 0
-        if balance < amount:
-            logger.warning(
-                "Not enough XCH to mirror store %s at %s: %s mojos spendable, %s needed; "
-                "will retry",
-                store_id,
-                url,
-                balance,
-                amount,
-            )
-            return MirrorAddResult(
-                store_id,
-                url,
-                MirrorAddStatus.INSUFFICIENT_FUNDS,
-                detail=f"{balance} mojos spendable, {amount} needed",
-            )
-        if balance < amount + fee:
-            fee = 0  # CADT: enough for the coin but not the fee -> no fee
+        async with _renewing(services, claim, owner, prepare_ms):
+            amount, fee = settings.default_coin_amount, settings.default_fee
+            balance = (await services.wallet.get_wallet_balance(1)).spendable_balance or 0
+            if balance < amount:
+                logger.warning(
+                    "Not enough XCH to mirror store %s at %s: %s mojos spendable, %s needed; "
+                    "will retry",
+                    store_id,
+                    url,
+                    balance,
+                    amount,
+                )
+                return MirrorAddResult(
+                    store_id,
+                    url,
+                    MirrorAddStatus.INSUFFICIENT_FUNDS,
+                    detail=f"{balance} mojos spendable, {amount} needed",
+                )
+            if balance < amount + fee:
+                fee = 0  # CADT: enough for the coin but not the fee -> no fee
+        committed = await services.redis.register_script(_COMMIT_CLAIM)(
+            keys=[claim], args=[owner, MIRROR_CLAIM_TTL_SECONDS * 1000]
+        )
+        if not committed:
+            # The lease lapsed (this process stalled past the heartbeat timeout): another
+            # worker may own the pair now.
+            logger.info("mirror claim of %s at %s lapsed before sending; skipped", store_id, url)
+            keep_claim = True  # not ours to delete
+            return MirrorAddResult(store_id, url, MirrorAddStatus.IN_FLIGHT)
         sending = True
         await services.datalayer.add_mirror(store_id, [url], amount=amount, fee=fee)
         keep_claim = True
@@ -328,7 +397,7 @@ async def add_mirror(services: Services, store_id: str, url: str) -> MirrorAddRe
     finally:
         if not keep_claim:
             # Nothing was spent: let the next run (or another worker) try again.
-            await services.redis.delete(claim)
+            await services.redis.register_script(_RELEASE_CLAIM)(keys=[claim], args=[owner])
 
 
 async def remove_mirror(services: Services, store_id: str, coin_id: str) -> MirrorView:
