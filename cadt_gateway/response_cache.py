@@ -50,6 +50,7 @@ from graphql import (
     parse,
     visit,
 )
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import event
@@ -139,6 +140,12 @@ CACHEABLE_FIELDS = frozenset(
         "RegistryRecord.generation",
     }
 )
+
+#: Lookups of cacheable queries by result (answers from the cache skip the operation metrics).
+LOOKUPS = Counter(
+    "cadt_response_cache_lookups", "Response cache lookups of cacheable queries.", ["result"]
+)
+_HITS, _MISSES = LOOKUPS.labels("hit"), LOOKUPS.labels("miss")
 
 #: Statements that never write; anything else counts as a write (a superset is safe).
 _READ_ONLY_PREFIXES = ("SELECT", "PRAGMA", "SHOW", "EXPLAIN", "SAVEPOINT", "RELEASE")
@@ -441,15 +448,18 @@ class ResponseCache:
     def get(self, key: str) -> bytes | None:
         """The cached body, if it is still current."""
         entry = self._entries.get(key)
+        if entry is not None and (
+            entry.version != self.data_version.current or entry.expires_at <= self.clock()
+        ):
+            self._drop(key)
+            entry = None
         if entry is None:
             self.misses += 1
-            return None
-        if entry.version != self.data_version.current or entry.expires_at <= self.clock():
-            self._drop(key)
-            self.misses += 1
+            _MISSES.inc()
             return None
         self._entries.move_to_end(key)
         self.hits += 1
+        _HITS.inc()
         return entry.body
 
     def put(self, key: str, body: bytes, version: Version | None) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from graphql import parse
+from prometheus_client import REGISTRY
 from sqlalchemy import event
 
 from cadt_gateway.persisted import _cache_key, operation_id
@@ -54,6 +55,7 @@ def names(response: Any) -> list[str]:
 async def test_a_repeated_query_is_answered_from_the_cache_without_the_database(cache_node: Any):
     await seed(cache_node, 5)
     first = await post(cache_node, DASHBOARD, {"first": 5})
+    hits = REGISTRY.get_sample_value("cadt_response_cache_lookups_total", {"result": "hit"})
 
     with counting_queries(cache_node) as statements:
         second = await post(cache_node, DASHBOARD, {"first": 5})
@@ -62,6 +64,8 @@ async def test_a_repeated_query_is_answered_from_the_cache_without_the_database(
     assert second.headers[HIT] == "hit"
     assert second.content == first.content
     assert statements == []
+    after = REGISTRY.get_sample_value("cadt_response_cache_lookups_total", {"result": "hit"})
+    assert after == (hits or 0) + 1
 
 
 async def test_variables_and_operations_are_separate_entries(cache_node: Any):
