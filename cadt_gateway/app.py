@@ -69,7 +69,7 @@ from cadt_gateway.ratelimit import RateLimitMiddleware
 from cadt_gateway.request_id import REQUEST_ID_HEADER, RequestContextMiddleware
 from cadt_gateway.settings import Settings, SimulatorSeed
 from jobs.queue import ArqQueue
-from jobs.worker import worker_options
+from jobs.worker import GatewayWorker, worker_options
 from resolvers.context import Context
 from schema.fanout import LastMapped
 from schema.root import Mutation
@@ -184,7 +184,7 @@ async def open_node(settings: Settings, *, run_worker: bool) -> AsyncIterator[No
         )
 
         if run_worker:
-            node.worker = Worker(
+            node.worker = GatewayWorker(
                 **instrument_worker(
                     worker_options(
                         settings=settings,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from arq.worker import Worker
-
 from cadt_gateway.app import open_node
 from cadt_gateway.metrics import instrument_worker
 from cadt_gateway.settings import Settings
-from jobs.worker import worker_options
+from jobs.worker import GatewayWorker, worker_options
 from services.container import Services
 
 
@@ -18,7 +16,7 @@ async def run_worker(settings: Settings) -> None:
         async def existing() -> Services:
             return node.services
 
-        worker = Worker(
+        worker = GatewayWorker(
             **instrument_worker(
                 worker_options(
                     settings=settings,

@@ -15,7 +15,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq.worker import Function, func
+from arq.worker import Function, Worker, func
+from redis.exceptions import RedisError
 
 from jobs import governance, home_organization, mirrors, organizations, sync, system
 from jobs.leases import IN_PROGRESS_SECONDS
@@ -35,6 +36,49 @@ _SEQ = itertools.count(1)
 
 ServicesFactory = Callable[[], Awaitable[Services]]
 ServicesCloser = Callable[[Services], Awaitable[None]]
+
+
+#: Longest pause between polls while Redis is unreachable (the first retry comes at once).
+REDIS_RETRY_MAX_SECONDS = 2.0
+
+
+class GatewayWorker(Worker):
+    """arq's Worker, riding out a Redis restart instead of stopping.
+
+    arq's poll loop ends on the first Redis error, and with it the worker: an in-process worker
+    then runs nothing until the node restarts, a `cadt-gateway worker` exits. Here a poll that
+    fails on Redis is logged and tried again with a growing pause; jobs already running go on
+    (their own Redis calls handle the outage). Relies on arq 0.28's `_poll_iteration` and
+    `start_jobs` (the dependency is pinned to 0.28.*).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._redis_failures = 0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as error:
+            self._redis_failures += 1
+            if self._redis_failures == 1:
+                logger.warning("worker lost Redis (%s); polling again", error)
+            pause = min(REDIS_RETRY_MAX_SECONDS, 0.05 * 2**self._redis_failures)
+            await asyncio.sleep(pause)
+            return
+        if self._redis_failures:
+            logger.warning("worker reached Redis again after %d failed polls", self._redis_failures)
+            self._redis_failures = 0
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except (RedisError, OSError):
+            # arq took a slot (semaphore and counter) for the job whose Redis round trip failed
+            # and never gives it back: return it, or every outage shrinks the worker for good.
+            self.job_counter -= 1
+            self.sem.release()
+            raise
 
 
 def functions() -> list[Function]:

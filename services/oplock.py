@@ -5,7 +5,12 @@ Rules L1-L14 of cadt-domain.md section 5, moved from CADT's in-memory lock into 
 - acquire, compare-and-set status and compare-and-delete release are single Lua scripts;
 - TTL takeover happens only inside acquire (L7: no timer), logging the stale holder and its age;
 - every change publishes an OperationEvent on Redis, identical consecutive statuses are dropped;
-- release is shielded from cancellation so a cancelled job never leaves the key behind.
+- release is shielded from cancellation so a cancelled job never leaves the key behind;
+- the calls a running operation makes (status, its holder check, release) ride out a
+  Redis restart: a connection error is retried with a growing pause for up to the heartbeat
+  timeout (the key is persisted by Redis; a holder that cannot reach it cannot be overtaken
+  either), so a short outage pauses a creation instead of failing it. Acquire is never
+  retried: a lost reply could hold the lock for a token nobody knows.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import services.events as events
 from services.domain import LockSnapshot
@@ -31,6 +38,13 @@ logger = logging.getLogger(__name__)
 
 #: The logical channel of lock events (looked up at call time so benchmarks can redirect it).
 OPERATION_CHANNEL = events.OPERATION_CHANNEL
+
+T = TypeVar("T")
+
+#: How long the holder's calls wait for Redis to come back when the heartbeat timeout is 0.
+DEFAULT_OUTAGE_SECONDS = 30.0
+#: Longest pause between two attempts while Redis is unreachable.
+OUTAGE_RETRY_MAX_SECONDS = 1.0
 
 HOLDER_KEY = "cadt:oplock:holder"
 SEQUENCE_KEY = "cadt:oplock:seq"
@@ -158,16 +172,36 @@ class OrgOperationLock:
         *,
         ttl_seconds: float,
         heartbeat_timeout_seconds: float = 0,
+        outage_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_seconds * 1000)
         self.silence_ms = int(heartbeat_timeout_seconds * 1000)
+        if outage_seconds is None:
+            outage_seconds = heartbeat_timeout_seconds or DEFAULT_OUTAGE_SECONDS
+        self.outage_seconds = outage_seconds
         self.clock = clock
         self._acquire = redis.register_script(_ACQUIRE)
         self._update = redis.register_script(_UPDATE)
         self._release = redis.register_script(_RELEASE)
         self._heartbeat = redis.register_script(_HEARTBEAT)
+
+    async def _riding_out(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, tried again while Redis is unreachable, for up to `outage_seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.outage_seconds
+        pause = 0.05
+        while True:
+            try:
+                return await call()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                if loop.time() + pause > deadline:
+                    raise
+                if pause == 0.05:
+                    logger.warning("org-operation lock: Redis unreachable (%s); retrying", error)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, OUTAGE_RETRY_MAX_SECONDS)
 
     def _channel(self) -> str:
         return events.wire_channel(self.redis, OPERATION_CHANNEL)
@@ -209,9 +243,11 @@ class OrgOperationLock:
 
     async def update_status(self, token: str, status: str, *, org_uid: str | None = None) -> bool:
         """Set the holder's status if `token` still holds the lock (L6); False otherwise."""
-        result = await self._update(
-            keys=[HOLDER_KEY],
-            args=[token, status, org_uid or "", self._now_ms(), self._channel()],
+        result = await self._riding_out(
+            lambda: self._update(
+                keys=[HOLDER_KEY],
+                args=[token, status, org_uid or "", self._now_ms(), self._channel()],
+            )
         )
         return int(result) != 0
 
@@ -219,8 +255,10 @@ class OrgOperationLock:
         """Release exactly `token` (L4, L5, L8); survives cancellation of the caller."""
         if not token:
             return False
-        call = self._release(
-            keys=[HOLDER_KEY], args=[token, self._now_ms(), self._channel(), error or ""]
+        call = self._riding_out(
+            lambda: self._release(
+                keys=[HOLDER_KEY], args=[token, self._now_ms(), self._channel(), error or ""]
+            )
         )
         # Shielded: a cancelled job must still delete its own key (redis-py 5 lacks that fix).
         return int(await asyncio.shield(call)) == 1
@@ -261,9 +299,9 @@ class OrgOperationLock:
         return None if holder is None else holder.snapshot()
 
     async def is_holder(self, token: str) -> bool:
-        """True while `token` holds the lock."""
-        holder = await self.holder()
-        return holder is not None and holder.token == token
+        """True while `token` holds the lock (the holder's own check: rides out an outage)."""
+        raw = await self._riding_out(lambda: self.redis.get(HOLDER_KEY))
+        return raw is not None and Holder.from_json(raw).token == token
 
     async def force_release(self) -> bool:
         """Test-only: free the lock whoever holds it; True even when already free (L8)."""

@@ -8,7 +8,8 @@ Reading:
   streams. Each subscribes to the process's EventHub BEFORE reading its snapshot, so nothing
   published in between is lost, yields the snapshot first, then every change. Pub/sub drops what
   a disconnected process misses; on the hub's `None` marker (Redis reconnected) both re-read and
-  yield a fresh snapshot.
+  yield a fresh snapshot. A re-read that fails because Redis is away again does not end the
+  stream: it is tried again on the next marker (or, for the creation status, after a pause).
 
 Publishing:
 - Lock changes (STARTED/PROGRESS/FINISHED/FAILED) are published by `services.oplock` itself.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import weakref
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -34,12 +36,16 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from services.container import Services
 from services.creation_state import CreationRecord, CreationSummary, meta_key, summarize
 from services.domain import LockSnapshot, OrgOperation, operation_of, utcnow
 from services.events import CREATION_CHANNEL, OPERATION_CHANNEL, EventHub, Message, publish
 from services.fencing import read_meta
 from services.oplock import INITIAL_STATUS, Holder
+
+logger = logging.getLogger(__name__)
 
 
 class OperationEventKind(StrEnum):
@@ -230,7 +236,13 @@ async def operation_events(services: Services) -> AsyncGenerator[OperationEvent,
         while True:
             message = await queue.get()
             if message is None:
-                for fresh in await _resync_operation(services, last):
+                try:
+                    fresh_events = await _resync_operation(services, last)
+                except RedisError as error:
+                    # Redis went away again: the hub's next reconnect marker resyncs.
+                    logger.info("operation progress: could not resync (%s)", error)
+                    continue
+                for fresh in fresh_events:
                     last = fresh
                     yield fresh
                 continue
@@ -278,6 +290,9 @@ async def _resync_operation(
         events.append(OperationEvent.of_holder(holder, _snapshot_kind(holder), now))
     return events
 
+
+#: A creation-status re-read that failed on Redis is tried again after this (or on reconnect).
+REREAD_AFTER_FAILURE_SECONDS = 1.0
 
 #: Creation-status re-reads in flight, per node and per triggering event (see module doc).
 _shared_reads: dict[tuple[int, int], tuple[object, asyncio.Task[CreationSummary]]] = {}
@@ -343,13 +358,25 @@ async def creation_status_changes(services: Services) -> AsyncGenerator[Creation
             last = await creation_status(services)
             yield last
             timeout = services.settings.creation_timeout_seconds
+            retry_in: float | None = None
             while True:
+                wait = _seconds_until_stale(last, timeout)
+                if retry_in is not None:
+                    wait = retry_in if wait is None else min(wait, retry_in)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), _seconds_until_stale(last, timeout))
+                    await asyncio.wait_for(wakeup.wait(), wait)
                 wakeup.clear()
                 source = trigger[0] or object()
                 trigger[0] = None
-                summary = await _creation_status_after(services, source)
+                try:
+                    summary = await _creation_status_after(services, source)
+                except RedisError as error:
+                    # Redis went away mid-read: the subscription stays open and reads again
+                    # on the hub's reconnect marker, or after a pause.
+                    logger.info("creation status: could not re-read (%s); retrying", error)
+                    retry_in = REREAD_AFTER_FAILURE_SECONDS
+                    continue
+                retry_in = None
                 if summary != last:
                     last = summary
                     yield summary

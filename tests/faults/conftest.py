@@ -19,14 +19,18 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from pydantic import PrivateAttr, SecretStr
 
+from cadt_gateway.app import create_app
 from cadt_gateway.settings import Settings
 from services.db.models import Audit, Mirror, Organization
 from services.redis_keys import WORKER_HEALTH_PREFIX
@@ -513,3 +517,95 @@ class ArrivalFaults(Faults):
     def arrived(self, method: str) -> int:
         """How many calls of `method` reached the simulator."""
         return self._arrivals.count(method)
+
+
+# ---------------------------------------------------------------------------- served nodes
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without signal handlers: the test runner owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class ServedNode:
+    """A gateway app served by a real uvicorn on 127.0.0.1 (random port)."""
+
+    app: Any
+    port: int
+    http: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def services(self) -> Any:
+        """The node's Services."""
+        return self.app.state.node.services
+
+    @property
+    def node(self) -> Any:
+        """The node (its worker, pool and services)."""
+        return self.app.state.node
+
+    @property
+    def url(self) -> str:
+        """The GraphQL endpoint over HTTP."""
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        """The graphql-transport-ws endpoint."""
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        """POST one operation; the raw response."""
+        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}})
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST one operation; its data (fails on errors)."""
+        response = await self.post(query, variables)
+        body: dict[str, Any] = response.json()
+        assert response.status_code == 200 and not body.get("errors"), body
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+@pytest.fixture
+async def serve_node(simulator: Any) -> AsyncIterator[Callable[..., Awaitable[ServedNode]]]:
+    """Serve gateway apps with uvicorn on loopback (worker in-process unless told); all stop
+    after the test, before the simulator."""
+    async with AsyncExitStack() as stack:
+
+        async def start(settings: Settings, *, run_worker: bool = True) -> ServedNode:
+            app = create_app(settings, run_worker=run_worker)
+            config = uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                lifespan="on",
+                log_level="warning",
+                ws="websockets-sansio",
+                access_log=False,
+            )
+            server = _QuietServer(config)
+            task = asyncio.create_task(server.serve())
+
+            async def stop() -> None:
+                server.should_exit = True
+                await asyncio.wait_for(task, DEADLINE)
+
+            stack.push_async_callback(stop)
+            async with asyncio.timeout(DEADLINE):
+                while not server.started:
+                    if task.done():
+                        task.result()  # start-up failed: raise its error
+                    await asyncio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE)
+            )
+            return ServedNode(app=app, port=port, http=http, settings=settings)
+
+        yield start
