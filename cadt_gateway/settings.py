@@ -287,6 +287,13 @@ class Settings(ServiceSettings, BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("persisted_operations_file")
+    @classmethod
+    def _operations_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError("no such file")
+        return None if value is None else value.expanduser()
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:

@@ -12,6 +12,7 @@ import pytest
 
 from cadt_gateway import cli_operations
 from cadt_gateway.persisted import operation_id, read_operations
+from cadt_gateway.settings import SettingsError, load_settings
 from tests.performance.conftest import DASHBOARD, seed, ws_session
 
 HEALTH = "query Health { health { ok } }"
@@ -236,3 +237,8 @@ async def test_websocket_operations_follow_the_same_rules(
     assert "ok" in by_id["health"]
     assert refused["id"] == "2" and refused["type"] == "error"
     assert refused["payload"][0]["extensions"]["code"] == "OPERATION_NOT_IN_ALLOWLIST"
+
+
+def test_a_missing_operations_file_is_a_one_line_settings_error(tmp_path: Path):
+    with pytest.raises(SettingsError, match="CADT_PERSISTED_OPERATIONS_FILE: no such file"):
+        load_settings(_env_file=None, persisted_operations_file=tmp_path / "missing.json")
