@@ -3,6 +3,9 @@
 - Expected errors (syntax, validation, limits, a resolver's deliberate GraphQLError such as a
   VALIDATION error) go to the client as they are and to the log at DEBUG, without a traceback.
   Result-union members (Conflict, ValidationError, ...) are data, not errors: never touched.
+- A part of the node that cannot be reached (the database or Redis down or restarting) is an
+  outage, not a bug: the client gets `{code: DATABASE_UNAVAILABLE | REDIS_UNAVAILABLE,
+  errorId}` and a message saying so (no driver text), the log one WARNING without traceback.
 - Unexpected errors (any other exception in a resolver or an extension) get an error id: the
   log has one ERROR record with the id, the operation, the path and the traceback; the client
   gets `extensions: {code: INTERNAL_SERVER_ERROR, errorId}`. With CADT_ENV=production the
@@ -19,14 +22,33 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry.types import ExecutionContext
 
 from cadt_gateway import metrics
+from services.db.engine import is_database_unavailable
 
 logger = logging.getLogger("cadt_gateway.graphql")
 
 INTERNAL_ERROR_CODE = "INTERNAL_SERVER_ERROR"
 TOO_DEEP_MESSAGE = "The document is nested too deeply."
+
+
+#: code -> what the client is told when that part of the node cannot be reached.
+UNAVAILABLE_MESSAGES = {
+    "REDIS_UNAVAILABLE": "Redis is unavailable; try again shortly.",
+    "DATABASE_UNAVAILABLE": "The database is unavailable; try again shortly.",
+}
+
+
+def unavailable_code(error: BaseException) -> str | None:
+    """DATABASE_UNAVAILABLE or REDIS_UNAVAILABLE when `error` is that part being down."""
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return "REDIS_UNAVAILABLE"
+    if is_database_unavailable(error):
+        return "DATABASE_UNAVAILABLE"
+    return None
 
 
 def new_error_id() -> str:
@@ -62,6 +84,24 @@ def report_errors(
             continue
         error_id = new_error_id()
         path = ".".join(str(part) for part in error.path or ()) or None
+        outage = unavailable_code(original)
+        if outage is not None:
+            logger.warning(
+                "%s (error %s) in %s %s at %s: %s: %s",
+                outage,
+                error_id,
+                operation_type,
+                operation_name,
+                path,
+                type(original).__name__,
+                original,
+                extra={"error_id": error_id, "graphql_path": path},
+            )
+            metrics.graphql_error(operation_type, operation_name, outage)
+            error.extensions = {**extensions, "code": outage, "errorId": error_id}
+            error.message = f"{UNAVAILABLE_MESSAGES[outage]} (error id {error_id})"
+            error.original_error = None
+            continue
         logger.error(
             "Unexpected error %s in %s %s at %s: %s: %s",
             error_id,

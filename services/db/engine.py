@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +19,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True when `error` says the database server cannot be reached (down, restarting, the
+    connection dropped), not that a statement was wrong: a client can just try again later."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(error, InterfaceError)
+    # asyncpg's own connect, which SQLAlchemy does not wrap: refused, reset, unknown host
+    return isinstance(error, ConnectionError | socket.gaierror)
 
 
 def is_sqlite(url: str) -> bool:

@@ -154,6 +154,12 @@ async def test_subscribers_outlive_a_read_that_fails_while_redis_is_away(
         # an event that arrived just before the outage: both streams re-read, and fail
         live.services.events._deliver(CREATION_CHANNEL, {"state": "STORES_CREATING"})
         live.services.events._deliver(OPERATION_CHANNEL, None)
+        # a query that needs Redis meanwhile: a clear error, not a traceback
+        response = await live.post("query { operationStatus { label } }")
+        assert response.status_code == 200, response.text
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "REDIS_UNAVAILABLE", error
+        assert error["message"].startswith("Redis is unavailable; try again shortly.")
         await asyncio.to_thread(private_redis.start)
         redis = aioredis.Redis.from_url(private_redis.url)
         try:
