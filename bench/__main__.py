@@ -16,6 +16,7 @@ import pkgutil
 import platform
 import sys
 import time
+import traceback
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,10 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(rounds=args.rounds, quick=args.quick)
 
     results: list[Result] = []
+    failed: list[str] = []
     for name in names:
         print(f"==> {name}", flush=True)
         started = time.perf_counter()
-        found = asyncio.run(BENCHMARKS[name](options))
+        try:
+            found = asyncio.run(BENCHMARKS[name](options))
+        except Exception:  # one broken benchmark must not lose the others' results
+            traceback.print_exc()
+            failed.append(name)
+            continue
         stamp = {
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": round(time.perf_counter() - started, 1),
@@ -119,13 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(replace(r, details={**r.details, "run": stamp}) for r in found)
     print()
     print(table(results))
-    if not args.no_write and not options.quick:
+    ran = [name for name in names if name not in failed]
+    if not args.no_write and not options.quick and ran:
         previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         temporary = RESULTS.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(merge(previous, names, results), indent=2) + "\n")
+        temporary.write_text(json.dumps(merge(previous, ran, results), indent=2) + "\n")
         temporary.replace(RESULTS)
         print(f"\nwrote {RESULTS}")
+    if failed:
+        print(f"\nfailed to run: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

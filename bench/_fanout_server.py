@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from services.events import OPERATION_CHANNEL
+from services.events import OPERATION_CHANNEL, wire_channel
 
 
 def _iso(ms: int) -> str:
@@ -66,7 +66,8 @@ def raw_app(redis_url: str) -> Starlette:
     async def listen() -> None:
         redis = Redis.from_url(redis_url)
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(OPERATION_CHANNEL)
+        # The channel as the lock publishes it (named per Redis database, services/events.py).
+        await pubsub.subscribe(wire_channel(redis, OPERATION_CHANNEL))
         async for message in pubsub.listen():
             if message.get("type") != "message":
                 continue
