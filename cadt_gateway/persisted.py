@@ -43,9 +43,11 @@ from urllib.parse import parse_qsl, urlencode
 
 from graphql import GraphQLSchema
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cadt_gateway.auth import API_KEY_HEADER
+from cadt_gateway.errors import UNAVAILABLE_MESSAGES, new_error_id
 from cadt_gateway.response_cache import DataVersion, ResponseCache, track_writes
 from cadt_gateway.settings import PersistedOperationsMode, Settings
 from services.db.engine import Database
@@ -231,11 +233,15 @@ class Refusal:
     message: str
     code: str
     status: int = 200
+    error_id: str | None = None
 
     @property
     def error(self) -> dict[str, Any]:
         """The GraphQL error."""
-        return {"message": self.message, "extensions": {"code": self.code}}
+        extensions: dict[str, Any] = {"code": self.code}
+        if self.error_id is not None:
+            extensions["errorId"] = self.error_id
+        return {"message": self.message, "extensions": extensions}
 
     def body(self) -> bytes:
         """The GraphQL-shaped JSON body."""
@@ -253,7 +259,25 @@ class Resolved:
 
 
 async def resolve(layer: QueryLayer, payload: Mapping[str, Any]) -> Resolved | Refusal:
-    """Resolve one GraphQL request (HTTP body or subscribe payload) under the mode."""
+    """Resolve one GraphQL request (HTTP body or subscribe payload) under the mode.
+
+    The registry lives in Redis: while Redis is down, a request that needs it gets
+    REDIS_UNAVAILABLE (as resolvers do, cadt_gateway/errors.py) and the log one WARNING.
+    """
+    try:
+        return await _resolve(layer, payload)
+    except (RedisError, OSError) as error:
+        error_id = new_error_id()
+        logger.warning(
+            "persisted operations: Redis unavailable (%s, error id %s)",
+            type(error).__name__,
+            error_id,
+        )
+        code = "REDIS_UNAVAILABLE"
+        return Refusal(UNAVAILABLE_MESSAGES[code], code, error_id=error_id)
+
+
+async def _resolve(layer: QueryLayer, payload: Mapping[str, Any]) -> Resolved | Refusal:
     mode = layer.mode
     query = payload.get("query")
     extensions = payload.get("extensions")

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
-from cadt_gateway import cli_operations
+from cadt_gateway import cli_operations, persisted
 from cadt_gateway.persisted import operation_id, read_operations
 from cadt_gateway.settings import SettingsError, load_settings
 from tests.performance.conftest import DASHBOARD, seed, ws_session
@@ -242,3 +243,16 @@ async def test_websocket_operations_follow_the_same_rules(
 def test_a_missing_operations_file_is_a_one_line_settings_error(tmp_path: Path):
     with pytest.raises(SettingsError, match="CADT_PERSISTED_OPERATIONS_FILE: no such file"):
         load_settings(_env_file=None, persisted_operations_file=tmp_path / "missing.json")
+
+
+async def test_an_id_while_redis_is_down_is_redis_unavailable(cache_node: Any):
+    layer = cache_node.app.state.node.query_layer
+    layer.registry = persisted.OperationRegistry(Redis.from_url("redis://127.0.0.1:1/0"))
+
+    answer = await cache_node.http.post("/graphql", json=apq(NAMES))
+
+    assert answer.status_code == 200
+    error = answer.json()["errors"][0]
+    assert error["extensions"]["code"] == "REDIS_UNAVAILABLE"
+    assert error["extensions"]["errorId"]
+    assert "Connect" not in error["message"]
