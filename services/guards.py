@@ -71,6 +71,19 @@ async def assert_wallet_synced(services: Services) -> None:
         )
 
 
+async def assert_datalayer_available(services: Services) -> None:
+    """An operation whose job starts with DataLayer needs it reachable now: refuse the request
+    (UpstreamError) rather than accept a job that fails at its first step."""
+    try:
+        await services.datalayer.get_routes()
+    except ChiaRpcError as error:
+        raise UpstreamFailure(
+            f"The Chia DataLayer is not available: {error.message}",
+            code=UpstreamCode.UPSTREAM_UNAVAILABLE,
+            service=UpstreamServiceName.DATALAYER,
+        ) from error
+
+
 def store_id_argument(value: str, *, field: str) -> str:
     """A store id argument (64 hex, with or without 0x) normalised, or InvalidInput naming it."""
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,13 +20,25 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+class DatabaseUnreachable(ConnectionError):
+    """Connecting to the database server failed (refused, reset, unknown host)."""
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """True when `error` says the database server cannot be reached (down, restarting, the
     connection dropped), not that a statement was wrong: a client can just try again later."""
     if isinstance(error, DBAPIError):
         return bool(error.connection_invalidated) or isinstance(error, InterfaceError)
-    # asyncpg's own connect, which SQLAlchemy does not wrap: refused, reset, unknown host
-    return isinstance(error, ConnectionError | socket.gaierror)
+    return isinstance(error, DatabaseUnreachable)
+
+
+def _named_connect_failures(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Connect as SQLAlchemy would; a socket-level failure (asyncpg raises it unwrapped) is
+    re-raised as DatabaseUnreachable, so it is not mistaken for any other connection error."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as error:
+        raise DatabaseUnreachable(f"cannot connect to the database: {error}") from error
 
 
 def is_sqlite(url: str) -> bool:
@@ -48,6 +59,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine, "do_connect", _named_connect_failures)
     return engine
 
 

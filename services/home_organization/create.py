@@ -43,6 +43,7 @@ from services.errors import (
 from services.fencing import Fence, StaleLockHolder
 from services.guards import (
     acquire_or_conflict,
+    assert_datalayer_available,
     assert_wallet_synced,
     assert_writable,
     lock_conflict,
@@ -179,6 +180,7 @@ async def start_creation(services: Services, *, name: str, icon: str | None) -> 
             )
         await assert_no_home_organization(services, version)
         await assert_wallet_synced(services)
+        await assert_datalayer_available(services)
         snapshot = await services.lock.status() or LockSnapshot(label, INITIAL_STATUS, utcnow())
         if record is None or record.state.terminal:
             await save_record(

@@ -609,3 +609,43 @@ async def serve_node(simulator: Any) -> AsyncIterator[Callable[..., Awaitable[Se
             return ServedNode(app=app, port=port, http=http, settings=settings)
 
         yield start
+
+
+class SimulatorSwitch:
+    """Stops the test simulator and starts it again on the same ports and data dir."""
+
+    def __init__(self, simulator: Any) -> None:
+        self.current = simulator
+        self.started: list[Any] = []
+
+    async def stop(self) -> None:
+        """Stop it (its chain is saved to the data dir)."""
+        await self.current.stop()
+
+    async def start(self) -> Any:
+        """Start it again where it was; the running simulator."""
+        from services.simulator import EmbeddedSimulator
+
+        previous = self.current
+        again = EmbeddedSimulator(
+            data_dir=previous.data_dir,
+            block_seconds=previous.config.block_seconds,
+            seed="none",
+            keys=previous.config.keys,
+            port=previous.port,
+            admin_port=previous.admin_port,
+        )
+        await again.start()
+        self.current = again
+        self.started.append(again)
+        return again
+
+
+@pytest.fixture
+async def simulator_switch(simulator: Any) -> AsyncIterator[SimulatorSwitch]:
+    """Stop/start the test simulator (request it before start_node or serve_node: a restarted
+    simulator must outlive the nodes that talk to it)."""
+    switch = SimulatorSwitch(simulator)
+    yield switch
+    for each in switch.started:
+        await each.stop()
