@@ -9,8 +9,11 @@ The job (`run_creation_job`) runs the state machine under the token it was given
 re-reads what is already done before writing: a store id once saved is never created again,
 a store whose creation was interrupted after Chia made it is adopted on resume, and data is
 pushed only where the store does not hold it yet. A cancelled job (worker shutdown) keeps the
-lock: arq runs it again and the same token carries on. Any other failure saves FAILED with the
-error first [#1546], then deletes the PENDING row, then releases the lock with the error.
+lock: arq runs it again and the same token carries on. A store creation whose answer was lost
+after the request was sent (a read timeout, a dropped connection) may have created the store:
+the run stops without failing (record and PENDING row kept, lock released) and the recovery
+resumes it, adopting what Chia created. Any other failure saves FAILED with the error first
+[#1546], then deletes the PENDING row, then releases the lock with the error.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from services.chia import ZERO_HASH, ChiaRpcError
+from services.chia import ZERO_HASH, ChiaRpcError, ChiaTransportError
 from services.chia.models import CreateDataStoreResponse
 from services.container import Services
 from services.creation_state import (
@@ -107,6 +110,10 @@ class AcceptedOperation:
 
 class CreationFailed(DomainError):
     """The creation stopped; `message` is what creationStatus.error shows."""
+
+
+class CreationInterrupted(DomainError):
+    """Chia may have done what this run could not confirm: stop, the recovery resumes it."""
 
 
 def creation_in_progress(services: Services, record: CreationRecord | None) -> bool:
@@ -233,6 +240,11 @@ async def run_creation_job(services: Services, *, token: str, name: str, icon: s
         release = False
         logger.warning("creation job stopped: %s", stale.message)
         return f"stopped: {stale.message}"
+    except CreationInterrupted as interrupted:
+        # The record stays as it is (not FAILED): the recovery resumes and adopts the stores.
+        error = interrupted.message
+        logger.warning("home organization creation interrupted: %s", error)
+        return f"interrupted: {error}"
     except Exception as failure:
         error = describe_failure(failure)
         logger.warning("home organization creation failed: %s", error)
@@ -286,7 +298,7 @@ class _Creation:
                 )
             await ensure_pending_row(self.services, self.version, self.fence)
             return await self._advance()
-        except (asyncio.CancelledError, StaleLockHolder):
+        except (asyncio.CancelledError, StaleLockHolder, CreationInterrupted):
             raise
         except Exception as error:
             message = describe_failure(error)
@@ -452,6 +464,17 @@ class _Creation:
                 failures.append((kind, result))
         if failures:
             details = ", ".join(f"{kind} ({describe_failure(error)})" for kind, error in failures)
+            unanswered = [
+                kind
+                for kind, error in failures
+                if isinstance(error, ChiaTransportError) and error.request_sent
+            ]
+            if unanswered:
+                raise CreationInterrupted(
+                    f"No answer to the creation of the {', '.join(unanswered)} store(s) "
+                    f"({details}); Chia may have created them, so the recovery resumes this "
+                    "creation and adopts them"
+                )
             raise CreationFailed(f"Failed to create stores: {details}")
 
     async def _create_store(self, kind: str) -> None:
