@@ -320,7 +320,9 @@ async def wait_for_spendable_coins(
                     logger.info("waiting for pending transactions to confirm before spending")
             else:
                 records = (
-                    await services.wallet.get_coin_records(wallet_id=STANDARD_WALLET_ID)
+                    await services.wallet.get_coin_records(
+                        wallet_id=STANDARD_WALLET_ID, unspent_only=True
+                    )
                 ).coin_records
                 usable = [r for r in records if r.spent_height == 0 and r.amount >= per_coin]
                 total = sum(r.amount for r in usable)

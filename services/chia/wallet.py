@@ -18,6 +18,7 @@ from services.chia.errors import Service
 from services.chia.hexutil import normalize_hash
 from services.chia.models.base import EmptyRequest, EmptyResponse, TransactionRecord
 from services.chia.models.wallet import (
+    UNSPENT,
     CoinRecordsResponse,
     Connection,
     ConnectionsResponse,
@@ -108,12 +109,16 @@ class WalletClient(ChiaRpcClient):
         limit: int | None = None,
         offset: int | None = None,
         include_total_count: bool | None = None,
+        unspent_only: bool = False,
     ) -> CoinRecordsResponse:
-        """Coin records (spent and unspent) of a wallet, or of all wallets with None."""
+        """Coin records (spent and unspent, or `unspent_only`) of a wallet, or of all wallets
+        with None. A wallet that spent many coins answers them all unless asked for the
+        unspent ones (and a server that pages them would list the spent ones first)."""
         request = GetCoinRecordsRequest(
             wallet_id=wallet_id,
             limit=limit,
             offset=offset,
+            spent_range=UNSPENT if unspent_only else None,
             include_total_count=include_total_count,
         )
         return await self.call("get_coin_records", request, CoinRecordsResponse, write=False)

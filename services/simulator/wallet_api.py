@@ -187,6 +187,11 @@ def get_coin_records(
     is_spent = request.get("is_spent")
     if is_spent is not None:
         coins = [coin for coin in coins if (coin.spent_height > 0) == bool(is_spent)]
+    spent_range = request.get("spent_range")
+    if isinstance(spent_range, dict):  # Chia's UInt32Range, both ends included
+        low = _int_field(spent_range, "start", 0)
+        high = _int_field(spent_range, "stop", 2**32 - 1)
+        coins = [coin for coin in coins if low <= coin.spent_height <= high]
     coins.sort(
         key=lambda coin: (coin.confirmed_height, coin.coin_id), reverse=bool(request.get("reverse"))
     )

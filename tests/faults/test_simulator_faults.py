@@ -195,3 +195,27 @@ async def test_a_store_creation_answered_too_late_is_adopted_not_created_twice(
     await wait_lock_free(node.services, within=60)
     await assert_created_once(node, simulator, "Answered Late")
     assert faults.arrived("create_data_store") == 4  # adopted: none created again
+
+
+async def test_a_wallet_with_a_long_history_of_spent_coins_still_creates(
+    start_node: Any, fault_settings: Any, simulator: Any
+) -> None:
+    # a busy node spent many coins (mirrors, fees); a wallet that pages its coin records lists
+    # the oldest first: the coin wait must ask for the unspent ones, or it never sees them
+    from services.simulator.state import Coin
+
+    key = simulator.state.key(0)
+    for number in range(120):
+        coin_id = f"{number + 1:064x}"
+        key.coins[coin_id] = Coin(
+            coin_id=coin_id,
+            parent="ab" * 32,
+            puzzle_hash=key.puzzle_hashes[0],
+            amount=10**12,
+            confirmed_height=1,
+            spent_height=2,
+        )
+    node = await start_node(fault_settings(spendable_coins_timeout_seconds=5))
+    status = await create_and_wait(node, "Long History")
+    assert status["error"] is None, status
+    await assert_created_once(node, simulator, "Long History")

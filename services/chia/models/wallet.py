@@ -38,12 +38,24 @@ class GetNextAddressRequest(ChiaRequest):
     new_address: bool = False
 
 
+class HeightRange(ChiaRequest):
+    """Chia's UInt32Range: heights `start` to `stop`, both included."""
+
+    start: int = Field(default=0, ge=0)
+    stop: int = Field(default=2**32 - 1, ge=0)
+
+
+#: spent_range of the coins not spent yet (Chia's `unspent_range`: spent height 0).
+UNSPENT = HeightRange(start=0, stop=0)
+
+
 class GetCoinRecordsRequest(ChiaRequest):
     """get_coin_records; every filter is optional."""
 
     wallet_id: int | None = Field(default=None, ge=1)
     limit: int | None = Field(default=None, ge=1)
     offset: int | None = Field(default=None, ge=0)
+    spent_range: HeightRange | None = None
     include_total_count: bool | None = None
 
 
