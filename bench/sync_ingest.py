@@ -13,9 +13,9 @@ SQLAlchemy Core executemany in transactions of `sync_batch_size` rows, no RPC, n
 Reported per database (SQLite file, and PostgreSQL when reachable: CADT_BENCH_DATABASE_URL,
 default postgresql+asyncpg://postgres@127.0.0.1:5432/cadt_gateway_bench; each run works in
 its own database `<name>_<pid>`, dropped at the end, so concurrent runs never share rows):
-value = sync seconds, baseline = bulk insert seconds; the target "throughput >= 0.5x the bulk
-insert" is ratio = value/baseline <= 2. Details carry generations/s, records/s, the throughput
-ratio, and the time CADT's one-generation-per-10-s-tick model would need for the same work.
+value = rows/s of the sync run, baseline = rows/s of the bulk insert of the same rows (audit rows
++ registry records); target ratio >= 0.5. Details carry both times, generations/s, records/s,
+and the time CADT's one-generation-per-10-s-tick model would need for the same work.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ GENERATIONS, CHANGES = 1000, 100
 QUICK_GENERATIONS = 100
 #: CADT applied one generation per sync tick; the issue's model of it is one per 10 s.
 CADT_SECONDS_PER_GENERATION = 10.0
-#: Throughput at least half the bulk insert's: time at most twice as long.
-TARGET_TIME_RATIO = 2.0
+#: The issue: sync throughput at least half of a raw bulk insert of the same rows.
+TARGET_THROUGHPUT_RATIO = 0.5
 
 _AUDIT = Audit.__table__  # type: ignore[attr-defined]
 _RECORDS = RegistryRecord.__table__  # type: ignore[attr-defined]
@@ -196,13 +196,18 @@ async def _measure(label: str, url: str, chain: _Chain, redis: Redis, rounds: in
     sync_seconds, bulk_seconds, _cpu, _bulk_cpu = by_ratio[len(by_ratio) // 2]
     cadt_seconds = generations * CADT_SECONDS_PER_GENERATION
     cpu_ratios = sorted(pair[2] / pair[3] for pair in pairs)
+    rows = len(audit_rows) + len(record_rows)
     return Result(
         name=f"{NAME}.{label}",
-        value=round(sync_seconds, 3),
-        unit="s",
-        baseline=round(bulk_seconds, 3),
-        target=TARGET_TIME_RATIO,
+        # Throughput of the same rows (audit rows + registry records): ratio = sync / bulk.
+        value=round(rows / sync_seconds, 1),
+        unit="rows/s",
+        baseline=round(rows / bulk_seconds, 1),
+        target=TARGET_THROUGHPUT_RATIO,
+        higher_is_better=True,
         details={
+            "sync_seconds": round(sync_seconds, 3),
+            "bulk_insert_seconds": round(bulk_seconds, 3),
             "database": label,
             "generations": generations,
             "changes_per_generation": CHANGES,
@@ -213,8 +218,7 @@ async def _measure(label: str, url: str, chain: _Chain, redis: Redis, rounds: in
             "bulk_insert_rows_per_second": round(
                 (len(audit_rows) + len(record_rows)) / bulk_seconds
             ),
-            "throughput_ratio_vs_bulk_insert": round(bulk_seconds / sync_seconds, 3),
-            "throughput_target": ">= 0.5 (time ratio <= 2)",
+            "time_ratio_vs_bulk_insert": round(sync_seconds / bulk_seconds, 3),
             "cadt_tick_model_seconds": cadt_seconds,
             "cadt_tick_model": f"{generations} generations x {CADT_SECONDS_PER_GENERATION:g} s",
             "speedup_vs_cadt_model": round(cadt_seconds / sync_seconds),
