@@ -106,6 +106,16 @@ class ServiceSettings(BaseModel):
         ),
     )
 
+    lock_recovery_wait_seconds: float = Field(
+        2,
+        ge=0,
+        description=(
+            "A mutation that finds the lock held by the periodic creation recovery while it "
+            "only tidies up (clears a finished record, it holds the lock for milliseconds) "
+            "waits this long for it instead of answering Conflict; 0 answers at once (L2)."
+        ),
+    )
+
     # --- creation, confirmation and push (cadt-domain.md section 6) -------------------------
     creation_max_retries: int = Field(3, ge=1, description="Resume attempts of a creation.")
     creation_timeout_seconds: float = Field(

@@ -5,8 +5,12 @@ The typed Conflict of a held lock is built here, once; mutations never build it 
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from services.chia import ChiaRpcError, InvalidStoreId, normalize_store_id
 from services.container import Services
+from services.domain import LockSnapshot
 from services.errors import (
     Conflict,
     ConflictReason,
@@ -16,6 +20,7 @@ from services.errors import (
     UpstreamFailure,
     UpstreamServiceName,
 )
+from services.oplock import INITIAL_STATUS, RECOVERY_LABEL_SUFFIX
 
 
 def assert_writable(services: Services) -> None:
@@ -40,17 +45,45 @@ async def lock_conflict(services: Services) -> Conflict:
 _ACQUIRE_ATTEMPTS = 3
 
 
+#: How often a mutation waiting for a tidying recovery tries the lock again.
+_RECOVERY_POLL_SECONDS = 0.05
+
+
+def _tidying_recovery(snapshot: LockSnapshot | None) -> bool:
+    """The holder is the periodic creation recovery that has not handed over to a creation:
+    it clears a finished record and releases within milliseconds."""
+    return (
+        snapshot is not None
+        and snapshot.label.endswith(RECOVERY_LABEL_SUFFIX)
+        and snapshot.status == INITIAL_STATUS
+    )
+
+
 async def acquire_or_conflict(services: Services, label: str) -> str:
-    """Take the org-operation lock for `label`, or raise Conflict(OPERATION_IN_PROGRESS)."""
-    for _ in range(_ACQUIRE_ATTEMPTS):
+    """Take the org-operation lock for `label`, or raise Conflict(OPERATION_IN_PROGRESS).
+
+    A user retrying a failed creation must not be refused because the periodic recovery is
+    clearing that failure at the same moment: while the holder is such a tidying recovery
+    the lock is tried again for up to `lock_recovery_wait_seconds`; any other holder is a
+    Conflict at once (L2).
+    """
+    deadline = time.monotonic() + services.settings.lock_recovery_wait_seconds
+    attempts = 0
+    while True:
         token = await services.lock.try_acquire(label)
         if token is not None:
             return token
         conflict = await lock_conflict(services)
-        if conflict.operation_status is not None:
+        if conflict.operation_status is None:
+            # The lock was freed in between: a Conflict without its holder would be a lie.
+            attempts += 1
+            if attempts < _ACQUIRE_ATTEMPTS:
+                continue
             raise conflict
-        # The lock was freed in between: a Conflict without its holder would be a lie; retry.
-    raise conflict
+        if _tidying_recovery(conflict.operation_status) and time.monotonic() < deadline:
+            await asyncio.sleep(_RECOVERY_POLL_SECONDS)
+            continue
+        raise conflict
 
 
 async def assert_wallet_synced(services: Services) -> None:

@@ -50,6 +50,8 @@ HOLDER_KEY = "cadt:oplock:holder"
 SEQUENCE_KEY = "cadt:oplock:seq"
 TOKEN_PREFIX = "orglock-"
 INITIAL_STATUS = "Starting..."
+#: Label suffix of the periodic creation recovery ("V2 organization recovery").
+RECOVERY_LABEL_SUFFIX = " organization recovery"
 
 # KEYS: holder, sequence. ARGV: label, now_ms, ttl_ms, started_at_iso, channel, silence_ms.
 # Returns {token, stale_holder_json_or_false} or false when the lock is held.

@@ -26,6 +26,7 @@ from services.creation_state import CreationRecord, meta_key
 from services.db.models import Meta, Organization, utcnow
 from services.errors import InvalidInput
 from services.fencing import Fence, delete_meta, read_meta, write_meta
+from services.oplock import RECOVERY_LABEL_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def creation_label(version: str) -> str:
 
 def recovery_label(version: str) -> str:
     """Lock holder name of a recovery ("V2 organization recovery")."""
-    return f"{version_tag(version)} organization recovery"
+    return f"{version_tag(version)}{RECOVERY_LABEL_SUFFIX}"
 
 
 def reclaim_label(version: str) -> str:

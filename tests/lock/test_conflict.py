@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from types import SimpleNamespace
@@ -18,8 +19,11 @@ from services.oplock import OrgOperationLock
 
 @pytest.fixture
 def services(redis_client):
-    # acquire_or_conflict only needs the lock.
-    return SimpleNamespace(lock=OrgOperationLock(redis_client, ttl_seconds=3600))
+    # acquire_or_conflict only needs the lock and how long to wait for a tidying recovery.
+    return SimpleNamespace(
+        lock=OrgOperationLock(redis_client, ttl_seconds=3600),
+        settings=SimpleNamespace(lock_recovery_wait_seconds=5.0),
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,6 +79,36 @@ async def test_a_lock_freed_during_the_refusal_is_taken_instead(services, monkey
     monkeypatch.setattr(services.lock, "try_acquire", refused_once)
     token = await acquire_or_conflict(services, "V2 organization creation")
     assert token.startswith("orglock-") and len(calls) == 2
+
+
+async def test_a_recovery_that_only_tidies_up_is_waited_for(services):
+    # The periodic recovery clears a FAILED record under the lock at the moment the user
+    # retries the creation: the retry waits for it instead of a Conflict.
+    recovery = await services.lock.try_acquire("V2 organization recovery")
+    waiting = asyncio.create_task(acquire_or_conflict(services, "V2 organization creation"))
+    await asyncio.sleep(0)  # the request is refused once before the recovery releases
+    assert not waiting.done()
+    await services.lock.release(recovery)
+    token = await asyncio.wait_for(waiting, 5)
+    assert (await services.lock.holder()).label == "V2 organization creation"
+    assert token != recovery
+
+
+async def test_a_recovery_that_resumed_a_creation_is_a_conflict_at_once(services):
+    recovery = await services.lock.try_acquire("V2 organization recovery")
+    await services.lock.update_status(recovery, "Creating stores")
+    with pytest.raises(domain.Conflict):
+        await asyncio.wait_for(acquire_or_conflict(services, "V2 organization creation"), 1)
+    assert (await services.lock.holder()).token == recovery
+
+
+async def test_waiting_for_a_recovery_is_bounded(services):
+    services.settings.lock_recovery_wait_seconds = 0.2
+    recovery = await services.lock.try_acquire("V2 organization recovery")
+    with pytest.raises(domain.Conflict) as raised:
+        await acquire_or_conflict(services, "V2 organization creation")
+    assert "V2 organization recovery" in raised.value.message
+    assert (await services.lock.holder()).token == recovery
 
 
 async def test_a_persisted_creation_conflict_has_no_operation_status():
