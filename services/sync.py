@@ -966,6 +966,7 @@ class _SyncRun:
                 .where(_ORGS.c.id == org.id)
                 .values(registry_hash=root_hash, updated_at=utcnow())
             )
+        org.registry_hash = root_hash
 
     # ------------------------------------------------------------------ self-heal
 
@@ -1018,14 +1019,29 @@ class _SyncRun:
         """Persist SyncState, synced and sync_remaining in one transaction; publish; remaining."""
         remaining = max(0, hi + 1 if last is None else hi - last)
         synced = last is not None and remaining == 0
+        values: dict[str, Any] = {"synced": synced, "sync_remaining": remaining}
+        if org.sync_remaining != remaining or org.synced != synced:
+            values["updated_at"] = utcnow()
         async with self.db.transaction() as session:
-            await session.execute(_upsert_state(self.db.dialect), [self._state_values()])
-            if org.sync_remaining != remaining or org.synced != synced:
-                await session.execute(
-                    sa.update(_ORGS)
-                    .where(_ORGS.c.id == org.id)
-                    .values(synced=synced, sync_remaining=remaining, updated_at=utcnow())
-                )
+            # Compare-and-set on registry_hash, as _flush: a resync (or an upgrade) that ran
+            # while this run read DataLayer already reset the row and deleted the sync state;
+            # writing this run's view back would undo it.
+            result = await session.execute(
+                sa.update(_ORGS)
+                .where(_ORGS.c.id == org.id)
+                .where(_ORGS.c.registry_hash.is_not_distinct_from(org.registry_hash))
+                .values(**values)
+            )
+            moved_on = result.rowcount != 1  # type: ignore[attr-defined]
+            if not moved_on:
+                await session.execute(_upsert_state(self.db.dialect), [self._state_values()])
+        if moved_on:
+            logger.info(
+                "%s: the registry moved on during this run (a resync or an upgrade); its sync "
+                "state is left to the next run",
+                org.org_uid,
+            )
+            return remaining
         org.sync_remaining, org.synced = remaining, synced
         await self._publish(org, last)
         return remaining
