@@ -119,12 +119,6 @@ class Settings(ServiceSettings, BaseSettings):
         3, ge=1, le=16, description="Simulated keys (wallets) on one chain."
     )
 
-    governance_max_value_bytes: int = Field(
-        1 << 20,
-        ge=1024,
-        description="Largest orgList, pickList or glossary a governance node publishes (bytes).",
-    )
-
     job_timeout_seconds: float = Field(3600, gt=0, description="Longest an arq job may run.")
     job_max_tries: int = Field(5, ge=1, description="arq attempts per job.")
 

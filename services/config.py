@@ -43,6 +43,12 @@ class ServiceSettings(BaseModel):
             "demo body, else CADT's default id. Empty string: none (required to create a body)."
         ),
     )
+    governance_max_value_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Largest orgList, pickList or glossary a governance node publishes (bytes).",
+    )
+
     datalayer_file_server_url: str | None = Field(
         None, description="URL announced in DataLayer mirrors. Unset: no mirrors anywhere."
     )

@@ -101,8 +101,6 @@ CREATE_JOB_ID = "governance:create"
 PUSH_JOB_ID = "governance:push"
 SYNC_NOW_JOB_ID = "governance:sync-now"
 
-#: Size cap of one value when Settings has no governance_max_value_bytes (1 MiB).
-DEFAULT_MAX_VALUE_BYTES = 1 << 20
 #: Rounds one push job makes when new edits arrive while it pushes.
 MAX_PUSH_ROUNDS = 5
 
@@ -129,9 +127,8 @@ def _dumps(value: Any) -> str:
 
 
 def max_value_bytes(settings: ServiceSettings) -> int:
-    """The size cap of one governance value (Settings.governance_max_value_bytes)."""
-    # The setting lives on the composition root's Settings (a subclass); services see the base.
-    return int(getattr(settings, "governance_max_value_bytes", DEFAULT_MAX_VALUE_BYTES))
+    """The size cap of one governance value (governance_max_value_bytes)."""
+    return settings.governance_max_value_bytes
 
 
 def _normalized_or_none(value: str | None) -> str | None:

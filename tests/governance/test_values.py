@@ -10,7 +10,6 @@ import pytest
 from services.config import ServiceSettings
 from services.errors import InvalidInput
 from services.governance import (
-    DEFAULT_MAX_VALUE_BYTES,
     glossary_value,
     max_value_bytes,
     org_list_value,
@@ -27,12 +26,6 @@ from tests.governance.conftest import (
 )
 
 SETTINGS = ServiceSettings()
-
-
-class Capped(ServiceSettings):
-    """Settings with the composition root's cap field, set small."""
-
-    governance_max_value_bytes: int = 1024
 
 
 def test_org_list_is_cadts_json_of_normalised_ids():
@@ -105,9 +98,9 @@ def test_glossary_refuses(value: Any):
 
 
 def test_values_are_size_capped():
-    settings = Capped()
+    settings = ServiceSettings(governance_max_value_bytes=1024)
     assert max_value_bytes(settings) == 1024
-    assert max_value_bytes(SETTINGS) == DEFAULT_MAX_VALUE_BYTES
+    assert max_value_bytes(SETTINGS) == 1 << 20  # 1 MiB by default
 
     with pytest.raises(InvalidInput) as error:
         glossary_value({"Term": "x" * 2000}, settings)
