@@ -501,6 +501,8 @@ class GraphQLFront:
             or "multipart/mixed" in request.accept
             or not isinstance(operation_name, (str, type(None)))
             or not isinstance(variables, (dict, type(None)))
+            # a malformed `extensions` is the view's 400 to answer, never a cached 200
+            or not isinstance(payload.get("extensions"), (dict, type(None)))
             or not cache.cacheable(outcome.operation, outcome.document, operation_name)
         ):
             await self._forward(layer, scope, receive, send)

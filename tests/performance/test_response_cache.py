@@ -166,6 +166,20 @@ async def test_answers_with_errors_are_not_cached(cache_node: Any):
     assert HIT not in again.headers
 
 
+@pytest.mark.parametrize("extensions", ["string", 1, ["list"], True])
+async def test_a_malformed_extensions_is_refused_even_when_the_query_is_cached(
+    cache_node: Any, extensions: Any
+):
+    await post(cache_node, DASHBOARD, {"first": 5})  # the query's answer is now cached
+
+    body = {"query": DASHBOARD, "variables": {"first": 5}, "extensions": extensions}
+    response = await cache_node.http.post("/graphql", json=body)
+
+    assert response.status_code == 400, response.text
+    assert HIT not in response.headers
+    assert response.json()["errors"][0]["message"]
+
+
 async def test_the_cache_can_be_switched_off(start_node: Any, node_settings: Any):
     node = await start_node(node_settings(response_cache=False), run_worker=False)
     await seed(node, 2)
