@@ -32,6 +32,13 @@ class ServiceHealth:
 @strawberry.type(description="Health of the node: every part probed.")
 class Health:
     ok: bool = strawberry.field(description="True when every part is UP.")
+    state: ServiceState = strawberry.field(
+        description=(
+            "The node as a whole: UP when every part is UP; DOWN when the database or Redis "
+            "is down; DEGRADED when DataLayer, the wallet or the worker is down or not synced "
+            "(queries are served from the database, writes upstream are refused)."
+        )
+    )
     version: str = strawberry.field(description="cadt-gateway version.")
     read_only: bool = strawberry.field(description="The node refuses mutations.")
     database: ServiceHealth = strawberry.field(description="The database (SELECT 1).")
@@ -45,6 +52,7 @@ class Health:
         """Build from the probe results."""
         return cls(
             ok=health.ok,
+            state=ServiceState(health.state.value),
             version=health.version,
             read_only=health.read_only,
             database=ServiceHealth.from_domain(health.database),

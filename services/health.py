@@ -50,6 +50,18 @@ class NodeHealth:
         parts = (self.database, self.redis, self.datalayer, self.wallet, self.worker)
         return all(part.state is PartState.UP for part in parts)
 
+    @property
+    def state(self) -> PartState:
+        """The node as a whole: UP when every part is UP; DOWN when the database or Redis is
+        not UP (nothing can be served); DEGRADED otherwise (DataLayer, the wallet or the
+        worker is down or not synced: queries are served from the database, writes upstream
+        are refused, jobs back off)."""
+        if self.ok:
+            return PartState.UP
+        if self.database.state is not PartState.UP or self.redis.state is not PartState.UP:
+            return PartState.DOWN
+        return PartState.DEGRADED
+
 
 async def _probe(name: str, check: Awaitable[PartHealth]) -> PartHealth:
     try:
