@@ -214,7 +214,8 @@ async def _measure(label: str, url: str, chain: _Chain, redis: Redis, rounds: in
             "audit_rows": len(audit_rows),
             "registry_records": len(record_rows),
             "generations_per_second": round(generations / sync_seconds, 1),
-            "records_per_second": round(len(audit_rows) / sync_seconds),
+            "audit_rows_per_second": round(len(audit_rows) / sync_seconds),
+            "registry_records_per_second": round(len(record_rows) / sync_seconds),
             "bulk_insert_rows_per_second": round(
                 (len(audit_rows) + len(record_rows)) / bulk_seconds
             ),

@@ -149,7 +149,8 @@ def test_cyclic_and_unknown_fragments_are_left_to_validation() -> None:
 
 
 def test_alias_refusal_costs_far_less_than_validation() -> None:
-    """The measurement behind the limits (printed): refusal vs graphql-core's validation."""
+    """The measurement behind the limits (printed, never asserted: timing is bench/'s
+    business): both documents are refused by the cheap pass before validation runs."""
     schema = graphql_schema.build_schema()._schema
     limits = QueryLimits(
         max_depth=15, max_tokens=2000, max_aliases=30, max_cost=10000, introspection=True
@@ -172,7 +173,6 @@ def test_alias_refusal_costs_far_less_than_validation() -> None:
         f"{repeat_refusal * 1000:.2f} ms; validating the 200 repeated fields "
         f"{validation * 1000:.1f} ms"
     )
-    assert repeat_refusal < validation
 
 
 async def test_list_arguments_are_capped_with_a_validation_error(
