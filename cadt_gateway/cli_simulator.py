@@ -118,8 +118,18 @@ def run_simulator(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ serving
 def _serve(args: argparse.Namespace, data_dir: Path, settings: Any) -> int:
-    from services.simulator import EmbeddedSimulator
+    from pydantic import ValidationError
 
+    from cadt_gateway.settings import describe_faults_error
+    from services.simulator import EmbeddedSimulator
+    from services.simulator.faults import Faults
+
+    if args.faults is not None:
+        try:
+            Faults.model_validate_json(args.faults)
+        except ValidationError as error:
+            print(f"error: --faults: {describe_faults_error(error)}", file=sys.stderr)
+            return 2
     simulator = EmbeddedSimulator(
         data_dir,
         block_seconds=args.block_seconds or settings.simulator_block_seconds,

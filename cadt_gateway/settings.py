@@ -118,6 +118,14 @@ class Settings(ServiceSettings, BaseSettings):
     simulator_keys: int = Field(
         3, ge=1, le=16, description="Simulated keys (wallets) on one chain."
     )
+    simulator_faults: str | None = Field(
+        None,
+        description=(
+            "Fault switches of the built-in simulator at start, as JSON (see "
+            "services/simulator/faults.py); change them at run time with "
+            "`cadt-gateway simulator faults`."
+        ),
+    )
 
     job_timeout_seconds: float = Field(3600, gt=0, description="Longest an arq job may run.")
     job_max_tries: int = Field(5, ge=1, description="arq attempts per job.")
@@ -288,6 +296,19 @@ class Settings(ServiceSettings, BaseSettings):
             raise ValueError("no such file")
         return None if value is None else value.expanduser()
 
+    @field_validator("simulator_faults")
+    @classmethod
+    def _simulator_faults(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from services.simulator.faults import Faults
+
+        try:
+            Faults.model_validate_json(value)
+        except ValidationError as error:
+            raise ValueError(describe_faults_error(error)) from None
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
@@ -390,6 +411,14 @@ def redact_url(value: Any) -> Any:
         if ":" in userinfo:
             return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
     return value
+
+
+def describe_faults_error(error: ValidationError) -> str:
+    """One line for invalid fault-switch JSON: where and what."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"invalid fault switches: {where + ': ' if where else ''}{message}"
 
 
 def _describe(error: ValidationError) -> str:

@@ -53,6 +53,12 @@ def test_environment_variables_are_read(monkeypatch, tmp_path: Path):
         ("CADT_DATABASE_URL", "mysql://x", "CADT_DATABASE_URL: must start with"),
         ("CADT_REDIS_URL", "http://x", "CADT_REDIS_URL"),
         ("CADT_DATA_MODEL_VERSION", "v3", "CADT_DATA_MODEL_VERSION"),
+        ("CADT_SIMULATOR_FAULTS", "{bad", "CADT_SIMULATOR_FAULTS: invalid fault switches"),
+        (
+            "CADT_SIMULATOR_FAULTS",
+            '{"wallet_unsynced": "x"}',
+            "CADT_SIMULATOR_FAULTS: invalid fault switches: wallet_unsynced",
+        ),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(monkeypatch, name, value, expected):
@@ -82,6 +88,30 @@ def test_cli_reports_a_bad_setting_without_a_traceback(tmp_path: Path):
     )
     assert done.returncode == 2
     assert "CADT_LOCK_TTL_SECONDS" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {"CADT_SIMULATOR_FAULTS": "{bad"}, "CADT_SIMULATOR_FAULTS"),
+        (["--faults", '{"latency": "x"}'], {}, "--faults: invalid fault switches: latency"),
+    ],
+)
+def test_bad_simulator_faults_stop_the_simulator_with_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+):
+    done = subprocess.run(
+        [sys.executable, "-m", "cadt_gateway.cli", "simulator", "--port", "0", *args],
+        env={**os.environ, "CADT_DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert expected in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
