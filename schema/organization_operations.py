@@ -32,6 +32,7 @@ ImportOrganizationResult = Annotated[
     OrganizationPayload
     | Done
     | Conflict
+    | NotFound
     | ValidationError
     | ReadOnly
     | PreconditionFailed
@@ -40,7 +41,8 @@ ImportOrganizationResult = Annotated[
         "ImportOrganizationResult",
         description=(
             "OrganizationPayload when imported now; Done when DataLayer is still syncing and "
-            "the import finishes in the background."
+            "the import finishes in the background; NotFound when no DataLayer store with this "
+            "id exists on chain."
         ),
     ),
 ]
@@ -59,7 +61,7 @@ OrganizationResult = Annotated[
     ),
 ]
 
-_IMPORT_MEMBERS = (Conflict, ValidationError, ReadOnly, PreconditionFailed, UpstreamError)
+_IMPORT_MEMBERS = (Conflict, NotFound, ValidationError, ReadOnly, PreconditionFailed, UpstreamError)
 _ORGANIZATION_MEMBERS = (NotFound, ValidationError, ReadOnly, PreconditionFailed, UpstreamError)
 
 

@@ -24,7 +24,7 @@ from services.errors import (
     Conflict,
     ConflictReason,
     DomainError,
-    InvalidInput,
+    NotFound,
     PreconditionFailed,
     UpstreamFailure,
 )
@@ -95,7 +95,8 @@ async def import_organization(
     try:
         result = await attempt_import(services, org_uid, is_home=is_home, user_request=user_request)
     except StoreNotOnChain as error:
-        raise InvalidInput(error.message, field="orgUid") from error
+        # A well-formed id of nothing on chain: NotFound (a malformed one is InvalidInput).
+        raise NotFound(error.message) from error
     if isinstance(result, OrganizationView):
         home = "home " if is_home else ""
         return ImportOutcome(

@@ -191,8 +191,8 @@ async def test_import_validates_the_org_uid_before_any_call(org_node: Any, simul
 async def test_import_of_a_store_that_is_not_on_chain(org_node: Any):
     result = (await org_node.execute(IMPORT, {"orgUid": "ab" * 32}))["importOrganization"]
 
-    assert result["__typename"] == "ValidationError"
-    assert result["field"] == "orgUid"
+    assert result["__typename"] == "NotFound", result
+    assert result["code"] == "NOT_FOUND"
     assert "exists on chain" in result["message"]
 
 
