@@ -125,14 +125,20 @@ def creation_in_progress(services: Services, record: CreationRecord | None) -> b
 
 
 async def creation_in_progress_conflict(services: Services, version: str) -> Conflict:
-    """The Conflict for a persisted, still running creation.
+    """The Conflict for a persisted, still running creation: reason CREATION_IN_PROGRESS
+    (checked before the lock, domain 2.4).
 
     While an operation holds the lock (the creation is live, not "from a previous session")
-    it is the lock's Conflict, OPERATION_IN_PROGRESS with its status; otherwise
-    CREATION_IN_PROGRESS without one. Either way nothing was acquired or released.
+    it carries the lock's message and live operationStatus; otherwise none (the contract's
+    "may be null"). Either way nothing was acquired or released.
     """
-    if await services.lock.status() is not None:
-        return await lock_conflict(services)
+    live = await lock_conflict(services)
+    if live.operation_status is not None:
+        return Conflict(
+            live.message,
+            reason=ConflictReason.CREATION_IN_PROGRESS,
+            operation_status=live.operation_status,
+        )
     return Conflict(
         f"A {version_tag(version)} organization creation is still in progress (from a previous "
         "session). Follow it with the creationStatus query or subscription.",

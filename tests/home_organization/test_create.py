@@ -96,7 +96,9 @@ async def test_a_second_create_during_a_creation_conflicts_with_the_live_status(
     # then
     assert second["__typename"] == "Conflict", second
     assert second["code"] == "CONFLICT"
-    assert second["reason"] == "OPERATION_IN_PROGRESS"
+    # the persisted creation is checked first (domain 2.4): CREATION_IN_PROGRESS, with the
+    # live operationStatus since the creation holds the lock now
+    assert second["reason"] == "CREATION_IN_PROGRESS"
     assert "V2 organization creation" in second["message"]
     assert second["lockStatus"]["label"] == "V2 organization creation"
     assert second["lockStatus"]["status"] == "Creating stores on blockchain"
