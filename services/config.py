@@ -124,6 +124,22 @@ class ServiceSettings(BaseModel):
 
     # --- creation, confirmation and push (cadt-domain.md section 6) -------------------------
     creation_max_retries: int = Field(3, ge=1, description="Resume attempts of a creation.")
+    creation_rejected_rounds: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Rounds of create-and-confirm when the network rejects a store's launch (6.2); "
+            "then the creation fails."
+        ),
+    )
+    write_settled_mismatch_rounds: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Polls a store may show other values with no pending transaction before a write "
+            "is given up as not coming."
+        ),
+    )
     creation_timeout_seconds: float = Field(
         1800, gt=0, description="A non-terminal creation older than this is stale."
     )

@@ -71,8 +71,6 @@ STANDARD_WALLET_ID = 1
 PROGRESS_LOG_SECONDS = 30.0
 #: Push-when-available: every this many waiting rounds, clear fully rejected transactions.
 HEALTH_CHECK_EVERY_ROUNDS = 5
-#: Polls a store may show other values with no pending transaction before a write is given up.
-SETTLED_MISMATCH_ROUNDS = 3
 
 
 # ------------------------------------------------------------------------------ errors
@@ -771,7 +769,7 @@ async def wait_for_store_values(
         # Nothing pending and still different for a few polls: our write is not coming (it was
         # refused as "already there" by a root that then changed, or it was dropped).
         settled_rounds = settled_rounds + 1 if settled else 0
-        if settled_rounds >= SETTLED_MISMATCH_ROUNDS:
+        if settled_rounds >= settings.write_settled_mismatch_rounds:
             return False
         if not budget.spend():
             return False

@@ -94,8 +94,6 @@ STATUS_WRITING = "Writing data to stores"
 STATUS_FINALIZING = "Finalizing organization record"
 STATUS_COMPLETE = "Organization creation complete"
 
-#: Rounds of "create, confirm" when the network rejects a store's launch (6.2 last bullet).
-MAX_REJECTED_ROUNDS = 3
 TIMED_OUT_MESSAGE = "Organization creation timed out after maximum retries"
 
 
@@ -401,7 +399,8 @@ class _Creation:
             ) from error
 
     async def _create_and_confirm(self, *, resumed: bool) -> None:
-        for round_number in range(MAX_REJECTED_ROUNDS):
+        rejected_rounds = self.services.settings.creation_rejected_rounds
+        for round_number in range(rejected_rounds):
             await self._status(STATUS_CREATING)
             if self._missing() and (resumed or round_number > 0):
                 if resumed and round_number == 0:
@@ -416,7 +415,7 @@ class _Creation:
             await self._forget_rejected(rejected)
         else:
             raise CreationFailed(
-                f"Stores were rejected by the network {MAX_REJECTED_ROUNDS} times; "
+                f"Stores were rejected by the network {rejected_rounds} times; "
                 "check the wallet's transactions"
             )
         self.record.state = CreationState.STORES_CONFIRMED
