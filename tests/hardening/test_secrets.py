@@ -69,6 +69,10 @@ async def test_api_key_and_tls_keys_stay_out_of_responses_and_logs(
     settings_text = repr(node.settings) + str(node.settings)
     for secret in secrets:
         assert secret not in settings_text
+    # the DEBUG records of this test too (the suite-wide check reads INFO and above)
+    assert any(record.levelno == logging.DEBUG for record in caplog.records)
+    for secret in secrets:
+        assert secret not in caplog.text
 
 
 async def test_database_password_stays_out_of_start_up_errors(
