@@ -67,6 +67,7 @@ from cadt_gateway.persisted import (
 )
 from cadt_gateway.ratelimit import RateLimitMiddleware
 from cadt_gateway.request_id import REQUEST_ID_HEADER, RequestContextMiddleware
+from cadt_gateway.response_media_type import GraphQLResponseMediaType
 from cadt_gateway.settings import Settings, SimulatorSeed
 from jobs.queue import ArqQueue
 from jobs.worker import GatewayWorker, worker_options
@@ -493,9 +494,11 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> Starlette:
         body = {name: {"state": p.state.value, "detail": p.detail} for name, p in parts.items()}
         return JSONResponse({"ready": ready, **body}, status_code=200 if ready else 503)
 
-    # Outermost first: request id and metrics, CORS, rate limit, API key, method/type/size.
+    # Outermost first: request id and metrics, CORS, the graphql-response+json media type,
+    # rate limit, API key, method/type/size.
     middleware = [
         Middleware(RequestContextMiddleware, known_paths=KNOWN_PATHS),
+        Middleware(GraphQLResponseMediaType, paths=frozenset(GRAPHQL_HTTP_PATHS)),
         Middleware(
             RateLimitMiddleware,
             requests=settings.effective_rate_limit_requests,
