@@ -75,6 +75,15 @@ class ServiceSettings(BaseModel):
 
     # --- task intervals (seconds) ----------------------------------------------------------
     sync_registries_task_interval: float = Field(5, gt=0, description="Registry sync fan-out.")
+    sync_state_touch_interval_seconds: float = Field(
+        60,
+        ge=0,
+        description=(
+            "A sync run that finds nothing new writes nothing unless the organization's "
+            "lastSyncedAt is this old (every write invalidates the response cache); 0 writes "
+            "every run."
+        ),
+    )
     governance_sync_task_interval: float = Field(30, gt=0, description="Governance sync job.")
     default_organizations_sync_task_interval: float = Field(
         30, gt=0, description="Discovery of governance-listed organizations."

@@ -442,6 +442,10 @@ class _Batch:
     comment: str | None = None
 
 
+#: Sync state columns a run sets every time; a run that changes nothing else writes nothing.
+_STATE_TIMESTAMPS = frozenset({"last_synced_at", "updated_at"})
+
+
 class _SyncRun:
     """The state of one `sync_organization` call."""
 
@@ -457,6 +461,8 @@ class _SyncRun:
         self.writes_blocked: str | None = None
         self._published_at = 0.0
         self._state_written = False
+        #: The stored sync state as loaded (None: no row yet).
+        self._loaded_state: dict[str, Any] | None = None
 
     async def _load(self) -> tuple[Organization | None, int | None]:
         """The organization row, its SyncState and the highest audit generation: one session."""
@@ -474,6 +480,7 @@ class _SyncRun:
             state = await session.get(SyncState, self.org_uid)
             if state is not None:
                 self.state = state
+                self._loaded_state = self._state_snapshot()
             return org, await _max_generation(session, org.registry_id)
 
     async def execute(self) -> SyncOutcome:
@@ -1019,6 +1026,9 @@ class _SyncRun:
         """Persist SyncState, synced and sync_remaining in one transaction; publish; remaining."""
         remaining = max(0, hi + 1 if last is None else hi - last)
         synced = last is not None and remaining == 0
+        if self._nothing_to_write(org, remaining=remaining, synced=synced):
+            await self._publish(org, last)
+            return remaining
         values: dict[str, Any] = {"synced": synced, "sync_remaining": remaining}
         if org.sync_remaining != remaining or org.synced != synced:
             values["updated_at"] = utcnow()
@@ -1045,6 +1055,30 @@ class _SyncRun:
         org.sync_remaining, org.synced = remaining, synced
         await self._publish(org, last)
         return remaining
+
+    def _state_snapshot(self) -> dict[str, Any]:
+        return {column.name: getattr(self.state, column.name) for column in _STATES.columns}
+
+    def _nothing_to_write(self, org: Organization, *, remaining: int, synced: bool) -> bool:
+        """True when this run only confirmed what is stored: the same sync state but for its
+        timestamps, the same synced / sync_remaining, and lastSyncedAt younger than
+        `sync_state_touch_interval_seconds`. Every write bumps the response cache's data
+        version, so an idle node writing each organization's lastSyncedAt every run would
+        keep every dashboard answer from being cached. The run's view keeps the stored
+        lastSyncedAt, so what subscribers see matches what queries read."""
+        loaded = self._loaded_state
+        if loaded is None or org.sync_remaining != remaining or org.synced != synced:
+            return False
+        current = self._state_snapshot()
+        if any(current[name] != loaded[name] for name in current if name not in _STATE_TIMESTAMPS):
+            return False
+        touched: datetime | None = loaded["last_synced_at"]
+        interval = self.settings.sync_state_touch_interval_seconds
+        if touched is None or (self.now - touched).total_seconds() >= interval:
+            return False
+        self.state.last_synced_at = touched
+        self.state.updated_at = loaded["updated_at"]
+        return True
 
     def _state_values(self) -> dict[str, Any]:
         self.state.updated_at = utcnow()

@@ -247,3 +247,62 @@ def test_plan_sorts_keys_and_merges_delete_insert_into_update():
         ("UPDATE", "unit", "b", '{"v":2}'),
         ("DELETE", "unit", "c", '{"v":3}'),
     ]
+
+
+async def test_an_idle_run_writes_nothing_until_last_synced_at_is_old(
+    chain: Chain, database: Database, make_services: Callable[..., Services], clock: FakeClock
+):
+    # every write bumps the response cache's data version: an idle node must not write each
+    # organization's lastSyncedAt on every 5 s run
+    services = make_services(sync_state_touch_interval_seconds=60)
+    registry = await subscribed_registry(
+        chain, database, [commit(insert("project|p1", project(1)))]
+    )
+    await sync_organization(services, ORG, clock=clock)
+    first_sync = await _state(database)
+    writes: list[str] = []
+    engine = database.engine.sync_engine
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        clock.advance(30)
+        idle = await sync_organization(services, ORG, clock=clock)
+        assert idle.result is SyncResult.SYNCED
+        assert writes == []
+        assert (await _state(database)).last_synced_at == first_sync.last_synced_at
+
+        clock.advance(31)  # lastSyncedAt is now 61 s old: touched once
+        await sync_organization(services, ORG, clock=clock)
+        assert writes and (await _state(database)).last_synced_at == clock.now
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+    # anything new is written at once, however recent lastSyncedAt is
+    writes.clear()
+    chain.write(registry, commit(insert("project|p2", project(2))))
+    chain.cycle()
+    clock.advance(1)
+    applied = await sync_organization(services, ORG, clock=clock)
+    assert applied.applied_generations == 1
+
+
+async def test_a_touch_interval_of_zero_writes_every_run(
+    chain: Chain, database: Database, make_services: Callable[..., Services], clock: FakeClock
+):
+    services = make_services(sync_state_touch_interval_seconds=0)
+    await subscribed_registry(chain, database, [commit(insert("project|p1", project(1)))])
+    await sync_organization(services, ORG, clock=clock)
+    clock.advance(1)
+    await sync_organization(services, ORG, clock=clock)
+    assert (await _state(database)).last_synced_at == clock.now
+
+
+async def _state(database: Database) -> SyncState:
+    async with database.session() as session:
+        state = await session.get(SyncState, ORG)
+    assert state is not None
+    return state
