@@ -29,6 +29,7 @@ view untouched, which answers it as before.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -448,6 +449,7 @@ def _json_or_none(text: str | None) -> Any:
 _MALFORMED = object()
 _FORWARD = object()
 _CACHE_HIT = (b"x-cadt-cache", b"hit")
+_CACHE_COALESCED = (b"x-cadt-cache", b"coalesced")
 
 
 class GraphQLFront:
@@ -458,6 +460,8 @@ class GraphQLFront:
     ) -> None:
         self.app = app
         self.schema = schema
+        #: Misses being computed now, by (cache key, data version): followers await them.
+        self._in_flight: dict[tuple[str, Any], asyncio.Future[bytes | None]] = {}
         self.use_cache = cache and settings.response_cache
         self.max_body_bytes = settings.max_body_bytes
         #: With persisted operations off and no cache, only a persistedQuery needs an answer.
@@ -513,7 +517,29 @@ class GraphQLFront:
             await _answer(send, 200, cached, _CACHE_HIT)
             return
         version = layer.data_version.current
-        captured = await self._forward(layer, scope, receive, send, capture=True)
+        if version is None:  # nothing is cached (nor coalesced) while the version is unknown
+            await self._forward(layer, scope, receive, send)
+            return
+        flight = (key, version)
+        leader = self._in_flight.get(flight)
+        if leader is not None:
+            # The same query is being computed under the same data version (no write since
+            # it started): its answer is this one's too. Misses after each write no longer
+            # cost one computation per request in flight.
+            body = await asyncio.shield(leader)
+            if body is not None:
+                await _answer(send, 200, body, _CACHE_COALESCED)
+                return
+            await self._forward(layer, scope, receive, send)  # not cacheable: run it
+            return
+        computing: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[flight] = computing
+        captured: bytes | None = None
+        try:
+            captured = await self._forward(layer, scope, receive, send, capture=True)
+        finally:
+            del self._in_flight[flight]
+            computing.set_result(captured)
         if captured is not None:
             cache.put(key, captured, version)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,6 +165,81 @@ async def test_answers_with_errors_are_not_cached(cache_node: Any):
 
     assert again.json()["errors"][0]["extensions"]["code"] == "VALIDATION"
     assert HIT not in again.headers
+
+
+def _front(node: Any) -> Any:
+    """The GraphQLFront serving POST /graphql."""
+    from starlette.routing import Route
+
+    from cadt_gateway.persisted import GraphQLFront
+
+    (route,) = [r for r in node.app.routes if isinstance(r, Route) and r.path == "/graphql"]
+    assert isinstance(route.app, GraphQLFront)
+    return route.app
+
+
+async def test_concurrent_misses_of_one_query_are_computed_once(cache_node: Any):
+    await seed(cache_node, 5)
+    front = _front(cache_node)
+    view, computed, release = front.app, [], asyncio.Event()
+
+    async def slow_view(scope: Any, receive: Any, send: Any) -> None:
+        computed.append(scope["path"])
+        await release.wait()  # held until every follower has arrived
+        await view(scope, receive, send)
+
+    front.app = slow_view
+    requests = [
+        asyncio.create_task(
+            cache_node.http.post("/graphql", json={"query": DASHBOARD, "variables": {"first": 5}})
+        )
+        for _ in range(5)
+    ]
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(front._in_flight) != 1 or len(computed) != 1:
+        assert asyncio.get_running_loop().time() < deadline, (computed, front._in_flight)
+        await asyncio.sleep(0.01)
+    for _ in range(20):  # let the four followers reach the in-flight computation
+        await asyncio.sleep(0)
+    release.set()
+    responses = await asyncio.gather(*requests)
+
+    assert len(computed) == 1
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.content for response in responses}) == 1
+    assert sorted(r.headers.get(HIT, "") for r in responses) == ["", *["coalesced"] * 4]
+    assert front._in_flight == {}
+
+
+async def test_a_miss_after_a_write_is_not_served_the_older_computation(cache_node: Any):
+    await seed(cache_node, 2)
+    front = _front(cache_node)
+    view, release = front.app, asyncio.Event()
+    calls = 0
+
+    async def first_call_held(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await release.wait()
+        await view(scope, receive, send)
+
+    front.app = first_call_held
+    body = {"query": DASHBOARD, "variables": {"first": 5}}
+    first = asyncio.create_task(cache_node.http.post("/graphql", json=body))
+    deadline = asyncio.get_running_loop().time() + 10
+    while calls != 1:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    async with cache_node.services.db.transaction() as session:  # a write: the version moves
+        session.add(Organization(org_uid="f" * 64, name="Written Meanwhile", subscribed=True))
+    second = await cache_node.http.post("/graphql", json=body)  # not coalesced: computed
+    release.set()
+    await first
+
+    assert calls == 2
+    assert HIT not in second.headers
+    assert len(names(second)) == 3
 
 
 @pytest.mark.parametrize("extensions", ["string", 1, ["list"], True])
