@@ -27,7 +27,6 @@ orgList `[{"orgUid": ...}]` (read by the default-organization discovery), pickLi
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import re
@@ -49,6 +48,7 @@ from services.db.models import Governance, Meta, utcnow
 from services.errors import DomainError, InvalidInput, PreconditionFailed
 from services.fencing import write_meta
 from services.guards import assert_wallet_synced, assert_writable, store_id_argument
+from services.mirrors import run_mirror_check
 from services.organizations.records import in_transaction
 from services.organizations.stores import (
     StoreNotOnChain,
@@ -803,16 +803,9 @@ class _Creation:
 
 
 async def _run_mirror_check(services: Services) -> None:
-    """Announce mirrors of the new stores now, when the mirror module exists (optional)."""
+    """Announce mirrors of the new stores now (the periodic mirror job would, later)."""
     try:
-        module = importlib.import_module("services.mirrors")
-    except ImportError:
-        return
-    check = getattr(module, "run_mirror_check", None)
-    if check is None:
-        return
-    try:
-        await check(services)
+        await run_mirror_check(services)
     except Exception:
         logger.warning("mirror check after the governance body creation failed", exc_info=True)
 
