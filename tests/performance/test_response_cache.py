@@ -115,9 +115,15 @@ async def test_a_write_on_another_replica_reaches_this_one(start_node: Any, node
     reader = await start_node(node_settings(), run_worker=False)
     writer = await start_node(node_settings(), run_worker=False)
     uids = await seed(writer, 2)
+    counter = reader.app.state.node.query_layer.data_version
+    writer_version = writer.app.state.node.query_layer.data_version
+    # the seed's version reaches the reader first: arriving after the next answer was cached,
+    # it would (rightly) drop it, and the hit below would be a miss
+    await writer_version.flush()
+    assert writer_version.highest is not None
+    await counter.wait_until(writer_version.highest)
     await post(reader, DASHBOARD, {"first": 2})
     assert (await post(reader, DASHBOARD, {"first": 2})).headers[HIT] == "hit"
-    counter = reader.app.state.node.query_layer.data_version
 
     async with writer.services.db.transaction() as session:
         await session.execute(
@@ -126,7 +132,6 @@ async def test_a_write_on_another_replica_reaches_this_one(start_node: Any, node
         await session.execute(
             sa.update(Organization).where(Organization.org_uid == uids[0]).values(name="Moved")
         )
-    writer_version = writer.app.state.node.query_layer.data_version
     await writer_version.flush()  # what the writer's HTTP layer does before answering
     published = writer_version.highest
     assert published is not None
