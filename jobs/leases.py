@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.config import ServiceSettings
+from services.renewal import renewing
 
 logger = logging.getLogger(__name__)
 
@@ -58,25 +59,20 @@ async def job_lease(
     key = lease_key(job_id)
     ttl_ms = max(1, int(timeout * 1000))
 
-    async def write() -> None:
+    async def write() -> bool:
         try:
             await redis.set(key, "1", px=ttl_ms)
         except RedisError:
             logger.warning("could not renew the lease of job %s; retrying", job_id)
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(settings.lock_heartbeat_seconds)
-            await write()
+        return True  # a lease is ours until the job ends
 
     await write()  # before the work starts: the job is never in progress without one for long
-    task = asyncio.create_task(renew(), name=f"job-lease-{job_id}")
     try:
-        yield
+        async with renewing(
+            write, interval=settings.lock_heartbeat_seconds, name=f"job-lease-{job_id}"
+        ):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         with contextlib.suppress(RedisError):
             await asyncio.shield(redis.delete(key))
 

@@ -20,8 +20,6 @@ and the governance stores. What this module adds to CADT:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -61,6 +59,7 @@ from services.errors import (
     UpstreamServiceName,
 )
 from services.guards import assert_wallet_synced, assert_writable, store_id_argument
+from services.renewal import renewing
 from services.views import MirrorView
 
 logger = logging.getLogger(__name__)
@@ -180,23 +179,18 @@ def _claim_key(store_id: str, url: str) -> str:
 async def _renewing(services: Services, claim: str, owner: str, ttl_ms: int) -> AsyncIterator[None]:
     """Renew our claim's lease every lock_heartbeat_seconds while the block runs."""
 
-    async def renew() -> None:
-        script = services.redis.register_script(_COMMIT_CLAIM)
-        while True:
-            await asyncio.sleep(services.settings.lock_heartbeat_seconds)
-            try:
-                if not await script(keys=[claim], args=[owner, ttl_ms]):
-                    return  # lapsed: not ours any more
-            except RedisError as error:
-                logger.debug("could not renew the mirror claim %s: %s", claim, error)
+    script = services.redis.register_script(_COMMIT_CLAIM)
 
-    task = asyncio.create_task(renew(), name=f"mirror-claim-{claim}")
-    try:
+    async def renew() -> bool:
+        try:
+            return bool(await script(keys=[claim], args=[owner, ttl_ms]))  # False: lapsed
+        except RedisError as error:
+            logger.debug("could not renew the mirror claim %s: %s", claim, error)
+            return True
+
+    interval = services.settings.lock_heartbeat_seconds
+    async with renewing(renew, interval=interval, name=f"mirror-claim-{claim}"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _prepare_seconds(services: Services) -> float:

@@ -16,7 +16,6 @@ Rules L1-L14 of cadt-domain.md section 5, moved from CADT's in-memory lock into 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import services.events as events
 from services.domain import LockSnapshot
+from services.renewal import renewing
 
 logger = logging.getLogger(__name__)
 
@@ -273,22 +273,18 @@ class OrgOperationLock:
     async def keep_alive(self, token: str, *, interval: float) -> AsyncIterator[None]:
         """Send heartbeats for `token` every `interval` seconds while the block runs."""
 
-        async def beat() -> None:
-            while True:
-                try:
-                    if not await self.heartbeat(token):
-                        return  # superseded: fenced writes will stop the job
-                except RedisError:
-                    logger.warning("lock heartbeat for %s failed; retrying", token)
-                await asyncio.sleep(interval)
+        async def beat() -> bool:
+            try:
+                # False once superseded: fenced writes will stop the job
+                return await self.heartbeat(token)
+            except RedisError:
+                logger.warning("lock heartbeat for %s failed; retrying", token)
+                return True
 
-        task = asyncio.create_task(beat(), name=f"lock-heartbeat-{token}")
-        try:
+        async with renewing(
+            beat, interval=interval, name=f"lock-heartbeat-{token}", immediately=True
+        ):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError):
-                await task
 
     async def holder(self) -> Holder | None:
         """The full current holder record, or None when free."""
