@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench._processes import stop
 from bench.registry import Options, Result, benchmark
 from bench.stats import median
 from cadt_gateway.embedded_redis import EmbeddedRedis
@@ -223,17 +223,6 @@ async def _start_server(env: dict[str, str]) -> tuple[asyncio.subprocess.Process
     return process, int(line.split()[1])
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 30)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
 def _server_env(redis_url: str, data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     # The caller's CADT_* settings must not leak into a measurement.
     env = {key: value for key, value in os.environ.items() if not key.startswith("CADT_")}
@@ -357,7 +346,7 @@ async def _run(options: Options, *, cached: bool) -> Result:
                     )
             await _check_identical(base, graphql_body, raw_body)
         finally:
-            await _stop(process)
+            await stop(process)
             await embedded.astop()
 
     graphql, raw = samples["graphql"], samples["raw"]

@@ -39,7 +39,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -54,6 +53,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from bench._processes import free_port, stop
 from bench.registry import Options, Result, benchmark
 from bench.stats import percentile
 
@@ -494,26 +494,6 @@ async def _http_ready(url: str, process: asyncio.subprocess.Process, what: str) 
             await asyncio.sleep(0.1)
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 30)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def _spawn(args: list[str], env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
@@ -552,7 +532,7 @@ async def load_mixed(options: Options) -> list[Result]:
         redis = EmbeddedRedis(base / "redis")
         redis_url = await redis.astart()
         clean = {key: value for key, value in os.environ.items() if not key.startswith("CADT_")}
-        sim_port, admin_port, port = _free_port(), _free_port(), _free_port()
+        sim_port, admin_port, port = free_port(), free_port(), free_port()
         simulator = await _spawn(
             [
                 "simulator",
@@ -621,8 +601,8 @@ async def load_mixed(options: Options) -> list[Result]:
             )
         finally:
             if node is not None:
-                await _stop(node)
-            await _stop(simulator)
+                await stop(node)
+            await stop(simulator)
             await redis.astop()
 
     baseline_latencies = [

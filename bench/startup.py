@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from bench._processes import free_port, stop
 from bench.registry import Options, Result, benchmark
 from bench.stats import median
 
@@ -45,12 +44,6 @@ async def hello(request):
 app = Starlette(routes=[Route("/graphql", hello, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning")
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gateway_command() -> list[str]:
@@ -91,13 +84,7 @@ async def _start_once(command: list[str], env: dict[str, str], port: int) -> flo
         await _healthy(port, process)
         return time.perf_counter() - started
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 60)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop(process, within=60)
 
 
 def _clean_env() -> dict[str, str]:
@@ -106,7 +93,7 @@ def _clean_env() -> dict[str, str]:
 
 
 async def _gateway(base: Path, index: int) -> float:
-    port = _free_port()
+    port = free_port()
     env = _clean_env()
     env.update(
         {
@@ -119,7 +106,7 @@ async def _gateway(base: Path, index: int) -> float:
 
 
 async def _hello(base: Path) -> float:
-    port = _free_port()
+    port = free_port()
     script = base / "hello.py"
     script.write_text(HELLO)
     return await _start_once([sys.executable, str(script), str(port)], _clean_env(), port)

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import psutil
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench._processes import stop
 from bench.registry import Options, Result, benchmark
 from bench.stats import median, percentile
 from cadt_gateway.embedded_redis import EmbeddedRedis
@@ -204,12 +204,7 @@ async def _measure(
         for task in clients.tasks:
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in clients.sockets), return_exceptions=True)
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await stop(process)
 
 
 def _server_env(redis_url: str, data_dir: Path) -> dict[str, str]:
