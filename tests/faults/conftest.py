@@ -27,7 +27,6 @@ from typing import Any, Literal, TypeVar
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from pydantic import PrivateAttr, SecretStr
 
 from cadt_gateway.app import create_app
@@ -36,6 +35,7 @@ from services.db.models import Audit, Mirror, Organization
 from services.redis_keys import WORKER_HEALTH_PREFIX
 from services.simulator.faults import Faults
 from tests.home_organization.conftest import FAST
+from tests.served import serve
 
 T = TypeVar("T")
 
@@ -522,14 +522,6 @@ class ArrivalFaults(Faults):
 # ---------------------------------------------------------------------------- served nodes
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without signal handlers: the test runner owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @dataclass
 class ServedNode:
     """A gateway app served by a real uvicorn on 127.0.0.1 (random port)."""
@@ -580,29 +572,7 @@ async def serve_node(simulator: Any) -> AsyncIterator[Callable[..., Awaitable[Se
 
         async def start(settings: Settings, *, run_worker: bool = True) -> ServedNode:
             app = create_app(settings, run_worker=run_worker)
-            config = uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
-                lifespan="on",
-                log_level="warning",
-                ws="websockets-sansio",
-                access_log=False,
-            )
-            server = _QuietServer(config)
-            task = asyncio.create_task(server.serve())
-
-            async def stop() -> None:
-                server.should_exit = True
-                await asyncio.wait_for(task, DEADLINE)
-
-            stack.push_async_callback(stop)
-            async with asyncio.timeout(DEADLINE):
-                while not server.started:
-                    if task.done():
-                        task.result()  # start-up failed: raise its error
-                    await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
+            port = await serve(stack, app, deadline=DEADLINE)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE)
             )

@@ -6,33 +6,25 @@ import asyncio
 import contextlib
 import inspect
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from cadt_gateway.app import create_app
 from cadt_gateway.settings import Settings
 from services.creation_state import CreationRecord, meta_key
 from services.fencing import write_meta
+from tests.served import serve
 
 #: Upper bound for anything a test waits for; never a sleep, only a deadline.
 DEADLINE = 10.0
 API_KEY = "test-key-5f1c"
 WS_PROTOCOL = "graphql-transport-ws"
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without signal handlers: the test runner owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -77,28 +69,7 @@ async def serve_node(redis_client: Any) -> AsyncIterator[Any]:
 
         async def start(settings: Settings) -> LiveNode:
             app = create_app(settings, run_worker=False)
-            config = uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
-                lifespan="on",
-                log_level="warning",
-                ws="websockets-sansio",
-            )
-            server = _QuietServer(config)
-            task = asyncio.create_task(server.serve())
-
-            async def stop() -> None:
-                server.should_exit = True
-                await asyncio.wait_for(task, DEADLINE * 3)
-
-            stack.push_async_callback(stop)
-            async with asyncio.timeout(DEADLINE * 3):
-                while not server.started:
-                    if task.done():
-                        task.result()  # startup failed: raise its error
-                    await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
+            port = await serve(stack, app, deadline=DEADLINE * 3)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE)
             )
